@@ -1,0 +1,124 @@
+//! The command line: parses arguments and dispatches; every command returns an exit code.
+
+mod policy_cmd;
+mod run_cmd;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Documented exit codes.
+pub mod exit {
+    /// Everything is fine.
+    pub const OK: i32 = 0;
+    /// The run found or hit errors (a service could not be handled, a policy test failed...).
+    pub const ERRORS: i32 = 1;
+    /// Bad usage or configuration; nothing was changed.
+    pub const USAGE: i32 = 2;
+    /// Another run holds the lock.
+    pub const LOCKED: i32 = 73;
+    /// A certificate order is still pending at the CA; a later run will pick it up.
+    pub const RETRY_PENDING: i32 = 75;
+}
+
+/// Keeps every TLS certificate on this server valid: checks each service's certificate, lets
+/// the policy decide which must be replaced, orders replacements (ACME), installs them or a
+/// self-signed placeholder, and reloads the services.
+#[derive(Debug, Parser)]
+#[command(name = "checkallsslcerts", version, about, max_term_width = 100)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// Options of the main run (no subcommand).
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Configuration file [default: /etc/checkallsslcerts/config.toml]
+    #[arg(long, env = "CHECKALLSSLCERTS_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+    /// Policy module to use instead of the configured one (a .wasm component)
+    #[arg(long, global = true)]
+    pub policy: Option<PathBuf>,
+    /// Show the gathered facts, the policy and its notices, and every action taken
+    #[arg(short, long)]
+    pub verbose: bool,
+    /// Gather facts and print the plan; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print the run's report as JSON (see docs/json-report.md)
+    #[arg(long)]
+    pub json: bool,
+    /// Print nothing but errors
+    #[arg(short, long, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// If the CA is still processing an order, check again in an hour (queued with `at`)
+    #[arg(long, conflicts_with = "no_retry")]
+    pub allow_retry: bool,
+    /// Never schedule a later check (what the scheduled check itself runs with)
+    #[arg(long)]
+    pub no_retry: bool,
+    /// Seconds to wait for another run to finish before giving up
+    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+    pub lock_wait: u64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Inspect, evaluate and test policy modules
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+    /// Work with the configuration file
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Check the configuration file and print what it resolves to; changes nothing
+    Check,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Show a policy module's name, version, contract version and SHA-256
+    Show,
+    /// Evaluate a policy on facts from a JSON file and print the plan as JSON
+    Eval {
+        /// Host facts in JSON (the format of tests/conformance/README.md)
+        #[arg(long)]
+        facts: PathBuf,
+    },
+    /// Run a policy module against the conformance suites
+    Test {
+        /// The module to test [default: --policy, else the embedded default policy]
+        module: Option<PathBuf>,
+        /// A directory of vectors (one suite, or a folder of suites) instead of the built-in ones
+        #[arg(long)]
+        vectors: Option<PathBuf>,
+        /// Only this built-in suite (e.g. `contract` or `default`)
+        #[arg(long, conflicts_with = "vectors")]
+        suite: Option<String>,
+        /// Also write the results as JUnit XML to this file
+        #[arg(long)]
+        junit: Option<PathBuf>,
+    },
+}
+
+/// Runs the command line; returns the process exit code.
+pub fn run() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { exit::USAGE } else { exit::OK };
+        }
+    };
+    match cli.command {
+        Some(Command::Policy(command)) => policy_cmd::run(command, &cli.run),
+        Some(Command::Config(ConfigCommand::Check)) => run_cmd::config_check(&cli.run),
+        None => run_cmd::run(&cli.run),
+    }
+}

@@ -1,0 +1,146 @@
+//! `checkallsslcerts policy ...`
+
+use std::path::Path;
+
+use super::{PolicyCommand, RunArgs, exit};
+use crate::conformance;
+use crate::facts::model::HostFacts;
+use crate::policy::{PolicyModule, Runtime};
+
+pub fn run(command: PolicyCommand, args: &RunArgs) -> i32 {
+    let runtime = match Runtime::new(None) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("checkallsslcerts: {e}");
+            return exit::ERRORS;
+        }
+    };
+    match command {
+        PolicyCommand::Show => show(&runtime, args.policy.as_deref()),
+        PolicyCommand::Eval { facts } => eval(&runtime, args.policy.as_deref(), &facts),
+        PolicyCommand::Test { module, vectors, suite, junit } => test(
+            &runtime,
+            module.as_deref().or(args.policy.as_deref()),
+            vectors.as_deref(),
+            suite.as_deref(),
+            junit.as_deref(),
+        ),
+    }
+}
+
+fn load(runtime: &Runtime, path: Option<&Path>) -> Result<PolicyModule, i32> {
+    match path {
+        Some(path) => runtime.load_file(path),
+        None => runtime.load_embedded(),
+    }
+    .map_err(|e| {
+        eprintln!("checkallsslcerts: {e}");
+        exit::ERRORS
+    })
+}
+
+fn show(runtime: &Runtime, path: Option<&Path>) -> i32 {
+    let module = match load(runtime, path) {
+        Ok(m) => m,
+        Err(code) => return code,
+    };
+    match runtime.metadata(&module) {
+        Ok(meta) => {
+            println!("name:             {}", meta.name);
+            println!("version:          {}", meta.version);
+            println!("description:      {}", meta.description);
+            println!("contract version: {}", meta.contract_version);
+            println!("sha256:           {}", module.sha256);
+            println!("source:           {}", module.source);
+            exit::OK
+        }
+        Err(e) => {
+            eprintln!("checkallsslcerts: {e}");
+            exit::ERRORS
+        }
+    }
+}
+
+fn eval(runtime: &Runtime, path: Option<&Path>, facts_path: &Path) -> i32 {
+    let facts: HostFacts = match std::fs::read_to_string(facts_path)
+        .map_err(|e| e.to_string())
+        .and_then(|text| conformance::vector::parse_facts(&text).map_err(|e| e.to_string()))
+    {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("checkallsslcerts: {}: {e}", facts_path.display());
+            return exit::USAGE;
+        }
+    };
+    let module = match load(runtime, path) {
+        Ok(m) => m,
+        Err(code) => return code,
+    };
+    match runtime.evaluate(&module, &facts) {
+        Ok(evaluation) => {
+            for line in &evaluation.logs {
+                eprintln!("policy log [{:?}]: {}", line.level, line.message);
+            }
+            match serde_json::to_string_pretty(&evaluation.plan) {
+                Ok(json) => {
+                    println!("{json}");
+                    exit::OK
+                }
+                Err(e) => {
+                    eprintln!("checkallsslcerts: cannot print the plan: {e}");
+                    exit::ERRORS
+                }
+            }
+        }
+        Err(e) => {
+            eprintln!("checkallsslcerts: {e}");
+            exit::ERRORS
+        }
+    }
+}
+
+fn test(
+    runtime: &Runtime,
+    path: Option<&Path>,
+    vectors: Option<&Path>,
+    suite: Option<&str>,
+    junit: Option<&Path>,
+) -> i32 {
+    let module = match load(runtime, path) {
+        Ok(m) => m,
+        Err(code) => return code,
+    };
+    let metadata = match runtime.metadata(&module) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("checkallsslcerts: {e}");
+            return exit::ERRORS;
+        }
+    };
+    let suites = match vectors {
+        Some(dir) => conformance::load_dir(dir),
+        None => conformance::builtin_suites(module.version, suite),
+    };
+    let suites = match suites {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("checkallsslcerts: {e}");
+            return exit::USAGE;
+        }
+    };
+    println!(
+        "testing policy `{}` {} (contract {}) from {}",
+        metadata.name, metadata.version, metadata.contract_version, module.source
+    );
+    let report = conformance::run(runtime, &module, &suites);
+    print!("{}", report.render());
+    if let Some(junit) = junit {
+        let written = conformance::junit::to_xml(&report)
+            .and_then(|xml| std::fs::write(junit, xml).map_err(|e| e.to_string()));
+        if let Err(e) = written {
+            eprintln!("checkallsslcerts: cannot write {}: {e}", junit.display());
+            return exit::ERRORS;
+        }
+    }
+    if report.failed() == 0 { exit::OK } else { exit::ERRORS }
+}

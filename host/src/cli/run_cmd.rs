@@ -1,0 +1,86 @@
+//! The main run (`checkallsslcerts [--dry-run] [--verbose] [--json]`) and `config check`.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::{RunArgs, exit};
+use crate::pipeline::{self, RunOptions};
+use crate::report::text::{self, Style};
+
+fn config_path(args: &RunArgs) -> PathBuf {
+    args.config.clone().unwrap_or_else(crate::config::default_path)
+}
+
+/// The main run; returns the exit code.
+pub fn run(args: &RunArgs) -> i32 {
+    let options = RunOptions {
+        dry_run: args.dry_run,
+        policy: args.policy.clone(),
+        lock_wait: Duration::from_secs(args.lock_wait),
+    };
+    let report = match pipeline::run(&config_path(args), &options) {
+        Ok(report) => report,
+        Err(error) => {
+            eprintln!("checkallsslcerts: {error}");
+            return error.exit_code();
+        }
+    };
+    if args.json {
+        match serde_json::to_string_pretty(&report) {
+            Ok(json) => println!("{json}"),
+            Err(e) => {
+                eprintln!("checkallsslcerts: cannot print the report: {e}");
+                return exit::ERRORS;
+            }
+        }
+    } else if args.quiet {
+        for notice in report.notices.iter().filter(|n| n.level == crate::plan::Level::Error) {
+            let about = notice.service.as_ref().map(|s| format!("{s}: ")).unwrap_or_default();
+            eprintln!("checkallsslcerts: error: {about}{}", notice.message);
+        }
+        for service in &report.services {
+            for action in service.actions.iter().filter(|a| a.failed()) {
+                eprintln!("checkallsslcerts: {}: {}", service.name, action.message);
+            }
+        }
+    } else {
+        let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+        print!("{}", text::render(&report, Style { verbose: args.verbose, colour }));
+    }
+    report.exit_code
+}
+
+/// `config check`: loads and validates the configuration, prints what it resolves to.
+pub fn config_check(args: &RunArgs) -> i32 {
+    let path = config_path(args);
+    match crate::config::load(&path) {
+        Ok(config) => {
+            for warning in &config.warnings {
+                eprintln!("checkallsslcerts: warning: {warning}");
+            }
+            println!("{}: OK", path.display());
+            println!("hostname:  {}", config.hostname);
+            println!("state dir: {}", config.state_dir.display());
+            match &config.policy.module {
+                Some(module) => println!("policy:    {}", module.display()),
+                None => println!("policy:    (embedded default policy)"),
+            }
+            println!("services:  {}", config.services.len());
+            for service in &config.services {
+                println!(
+                    "  {:<16} {} ({}){}",
+                    service.name,
+                    service.certificate.display(),
+                    text::word(&service.layout),
+                    service.reload.as_ref().map(|argv| format!(", reload: {argv:?}")).unwrap_or_default()
+                );
+            }
+            exit::OK
+        }
+        Err(error) => {
+            eprintln!("checkallsslcerts: {error}");
+            exit::USAGE
+        }
+    }
+}

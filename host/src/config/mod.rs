@@ -1,0 +1,237 @@
+//! Configuration: `/etc/checkallsslcerts/config.toml` (TOML, serde).
+//!
+//! The file is read into the raw serde structs of `raw.rs` (unknown keys are errors), then
+//! checked and resolved by `resolve.rs` into [`Config`], where every default is filled in. All
+//! problems are collected and reported together, each naming the file, line:column, service and
+//! key. `examples/config.toml` documents every key.
+
+pub mod errors;
+pub mod names;
+mod raw;
+mod resolve;
+mod system;
+pub mod types;
+
+#[cfg(test)]
+mod tests;
+
+use std::io::Read;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use errors::{ConfigError, Problem};
+pub use types::{KeyAlgorithm, Layout};
+
+/// Where the configuration is read from when neither `--config` nor the environment says.
+pub const DEFAULT_PATH: &str = "/etc/checkallsslcerts/config.toml";
+
+/// The environment variable that overrides [`DEFAULT_PATH`].
+pub const PATH_ENV: &str = "CHECKALLSSLCERTS_CONFIG";
+
+/// The default `state-dir`.
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/checkallsslcerts";
+
+/// The largest configuration file accepted, in bytes.
+pub const MAX_FILE_SIZE: u64 = 1024 * 1024;
+
+/// The default `placeholder.validity-days`.
+pub const DEFAULT_PLACEHOLDER_VALIDITY_DAYS: u32 = 30;
+
+/// The default mode of a certificate file (and of a `combined` file: 0600, it holds the key).
+pub const DEFAULT_CERTIFICATE_MODE: u32 = 0o644;
+
+/// The default mode of a private key file.
+pub const DEFAULT_KEY_MODE: u32 = 0o600;
+
+/// The default `reload-timeout`.
+pub const DEFAULT_RELOAD_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The resolved configuration: every default filled in, every value checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// The file this was read from (for messages).
+    pub path: PathBuf,
+    /// `hostname`, or the system's fully qualified name.
+    pub hostname: String,
+    /// `main-ips`; empty means "detect".
+    pub main_ips: Vec<IpAddr>,
+    /// `state-dir` (absolute).
+    pub state_dir: PathBuf,
+    /// `[policy]`.
+    pub policy: PolicyConfig,
+    /// `[trust]`.
+    pub trust: TrustConfig,
+    /// `[placeholder]`.
+    pub placeholder: PlaceholderConfig,
+    /// `[[service]]`, in file order.
+    pub services: Vec<ServiceConfig>,
+    /// Problems that do not stop the tool (e.g. a key mode that lets the group write), to be
+    /// shown to the admin.
+    pub warnings: Vec<Problem>,
+}
+
+impl Config {
+    /// The service with this name.
+    pub fn service(&self, name: &str) -> Option<&ServiceConfig> {
+        self.services.iter().find(|s| s.name == name)
+    }
+}
+
+/// `[policy]`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PolicyConfig {
+    /// `module`: a policy WebAssembly component; `None` = the embedded default policy.
+    pub module: Option<PathBuf>,
+    /// `[policy.params]`, in file order, values as strings.
+    pub params: Vec<(String, String)>,
+}
+
+/// `[trust]`: what chains are verified against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrustConfig {
+    /// `extra-roots`: PEM files of additional trusted root certificates (absolute paths).
+    pub extra_roots: Vec<PathBuf>,
+    /// `system-roots`: use the system trust store (default `true`).
+    pub system_roots: bool,
+}
+
+impl Default for TrustConfig {
+    fn default() -> Self {
+        TrustConfig { extra_roots: Vec::new(), system_roots: true }
+    }
+}
+
+/// `[placeholder]`: the self-signed certificates installed where nothing better is available.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PlaceholderConfig {
+    /// `key`.
+    pub key: KeyAlgorithm,
+    /// `validity-days`, 1..=825.
+    pub validity_days: u32,
+}
+
+impl Default for PlaceholderConfig {
+    fn default() -> Self {
+        PlaceholderConfig { key: KeyAlgorithm::default(), validity_days: DEFAULT_PLACEHOLDER_VALIDITY_DAYS }
+    }
+}
+
+/// One `[[service]]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceConfig {
+    /// `name`: unique, `[A-Za-z0-9._-]+`.
+    pub name: String,
+    /// `certificate`: absolute path of the certificate file (the combined file for `combined`).
+    pub certificate: PathBuf,
+    /// `key`: absolute path of the private key; `None` exactly when the layout is `combined`.
+    pub key: Option<PathBuf>,
+    /// `chain`: absolute path of a separate intermediates file (`separate` layout only).
+    pub chain: Option<PathBuf>,
+    /// `layout`.
+    pub layout: Layout,
+    /// `names`: extra DNS names for placeholders and orders (wildcards allowed).
+    pub names: Vec<String>,
+    /// `owner`: user name or numeric uid of the installed files.
+    pub owner: Option<String>,
+    /// `group`: group name or numeric gid of the installed files.
+    pub group: Option<String>,
+    /// `certificate-mode`: default 0644, or 0600 for `combined` (the file holds the key).
+    pub certificate_mode: u32,
+    /// `key-mode`: default 0600 (`separate` layout only).
+    pub key_mode: u32,
+    /// `allow-world-readable-key`: accept a key (or combined file) mode readable by others.
+    pub allow_world_readable_key: bool,
+    /// `reload`: the argv run after installing (never through a shell).
+    pub reload: Option<Vec<String>>,
+    /// `reload-timeout`: 1..=600 s, default 30 s.
+    pub reload_timeout: Duration,
+}
+
+impl ServiceConfig {
+    /// A `separate`-layout service with every optional setting at its default (for tests and
+    /// for code that builds services itself).
+    pub fn separate(name: &str, certificate: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
+        ServiceConfig {
+            name: name.to_owned(),
+            certificate: certificate.into(),
+            key: Some(key.into()),
+            chain: None,
+            layout: Layout::Separate,
+            names: Vec::new(),
+            owner: None,
+            group: None,
+            certificate_mode: DEFAULT_CERTIFICATE_MODE,
+            key_mode: DEFAULT_KEY_MODE,
+            allow_world_readable_key: false,
+            reload: None,
+            reload_timeout: DEFAULT_RELOAD_TIMEOUT,
+        }
+    }
+
+    /// A `combined`-layout service (leaf + chain + key in `file`) with every optional setting at
+    /// its default.
+    pub fn combined(name: &str, file: impl Into<PathBuf>) -> Self {
+        ServiceConfig {
+            key: None,
+            layout: Layout::Combined,
+            certificate_mode: DEFAULT_KEY_MODE,
+            ..ServiceConfig::separate(name, file, PathBuf::new())
+        }
+    }
+
+    /// The file that holds the private key: `key`, or `certificate` for `combined`.
+    pub fn key_file(&self) -> &Path {
+        self.key.as_deref().unwrap_or(&self.certificate)
+    }
+}
+
+/// The configuration file to read when `--config` is not given: `$CHECKALLSSLCERTS_CONFIG` if
+/// set and not empty, otherwise [`DEFAULT_PATH`].
+pub fn default_path() -> PathBuf {
+    match std::env::var_os(PATH_ENV) {
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => PathBuf::from(DEFAULT_PATH),
+    }
+}
+
+/// Reads, parses and checks the configuration file at `path`.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = read_file(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+    from_str(&text, path)
+}
+
+/// Parses and checks configuration `text`; `path` is only used in messages and [`Config::path`].
+pub fn from_str(text: &str, path: &Path) -> Result<Config, ConfigError> {
+    resolve::parse_and_resolve(text, path, &system::hostname)
+}
+
+/// Reads the file, refusing anything but a regular file of at most [`MAX_FILE_SIZE`] bytes
+/// (without blocking on a FIFO, and without reading a huge file to the end).
+fn read_file(path: &Path) -> std::io::Result<String> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file =
+        std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY).open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(std::io::Error::other(if meta.is_dir() {
+            "it is a directory"
+        } else {
+            "it is not a regular file"
+        }));
+    }
+    if meta.len() > MAX_FILE_SIZE {
+        return Err(std::io::Error::other(format!(
+            "it is too large ({} bytes; the limit is {MAX_FILE_SIZE})",
+            meta.len()
+        )));
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    file.take(MAX_FILE_SIZE + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_FILE_SIZE {
+        return Err(std::io::Error::other(format!("it is too large (more than {MAX_FILE_SIZE} bytes)")));
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        std::io::Error::other(format!("it is not UTF-8 text (byte {})", e.utf8_error().valid_up_to()))
+    })
+}

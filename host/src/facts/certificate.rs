@@ -1,0 +1,201 @@
+//! Certificate files: PEM blocks → the leaf and its chain → the contract's [`Certificate`].
+
+use std::net::IpAddr;
+
+use openssl::asn1::{Asn1Time, Asn1TimeRef};
+use openssl::error::ErrorStack;
+use openssl::nid::Nid;
+use openssl::pkey::{HasPublic, Id, PKeyRef, Public};
+use openssl::x509::{X509, X509NameRef, X509Ref};
+
+use super::model::{Certificate, ChainStatus, KeyKind, PublicKey, Revocation};
+use super::pem::{self, PemBlock};
+
+/// A certificate file's certificates: the leaf (the first) and the chain that follows it.
+#[derive(Debug, Clone)]
+pub struct ParsedCertificate {
+    /// The first certificate in the file.
+    pub leaf: X509,
+    /// The leaf's DER encoding, as found in the file.
+    pub leaf_der: Vec<u8>,
+    /// The certificates after the leaf, in file order (intermediates, perhaps a root).
+    pub chain: Vec<X509>,
+    /// The facts read from the leaf; `chain` is `NotChecked`, `revocation` `NotChecked` and
+    /// `renewal_window` `None` (other steps fill them in).
+    pub facts: Certificate,
+}
+
+/// Parses PEM text: the first certificate is the leaf, the others its chain; other blocks
+/// (private keys, parameters) are ignored. The error says what is wrong, without the path.
+pub fn parse_certificate(pem: &[u8]) -> Result<ParsedCertificate, String> {
+    let blocks = pem::scan(pem).map_err(|e| e.to_string())?;
+    certificates_from_blocks(&blocks, &|der| X509::from_der(der))
+}
+
+/// The leaf and chain from already scanned blocks. `parse_chain` decodes the certificates after
+/// the leaf (the gatherer passes a cache, so a shared intermediate is decoded once).
+pub(crate) fn certificates_from_blocks(
+    blocks: &[PemBlock],
+    parse_chain: &dyn Fn(&[u8]) -> Result<X509, ErrorStack>,
+) -> Result<ParsedCertificate, String> {
+    let mut certs = blocks.iter().filter(|b| b.is_certificate());
+    let Some(first) = certs.next() else {
+        return Err(no_certificate(blocks));
+    };
+    let leaf = X509::from_der(&first.der).map_err(|e| not_a_certificate(first, &e))?;
+    let mut chain = Vec::new();
+    for block in certs {
+        chain.push(parse_chain(&block.der).map_err(|e| not_a_certificate(block, &e))?);
+    }
+    let facts = certificate_facts(&leaf, &first.der);
+    Ok(ParsedCertificate { leaf, leaf_der: first.der.to_vec(), chain, facts })
+}
+
+/// The certificates of a chain file (which may hold none).
+pub(crate) fn chain_from_blocks(
+    blocks: &[PemBlock],
+    parse_chain: &dyn Fn(&[u8]) -> Result<X509, ErrorStack>,
+) -> Result<Vec<X509>, String> {
+    blocks
+        .iter()
+        .filter(|b| b.is_certificate())
+        .map(|b| parse_chain(&b.der).map_err(|e| not_a_certificate(b, &e)))
+        .collect()
+}
+
+fn no_certificate(blocks: &[PemBlock]) -> String {
+    if blocks.iter().any(PemBlock::is_private_key) {
+        return "holds no certificate, only a private key".to_owned();
+    }
+    let mut labels: Vec<&str> = blocks.iter().map(|b| b.label.as_str()).collect();
+    labels.dedup();
+    format!("holds no certificate (only: {})", labels.join(", "))
+}
+
+fn not_a_certificate(block: &PemBlock, e: &ErrorStack) -> String {
+    format!("the certificate at line {} is not a valid X.509 certificate ({})", block.line, openssl_reason(e))
+}
+
+/// The most telling part of an OpenSSL error, e.g. "header too long".
+pub(crate) fn openssl_reason(e: &ErrorStack) -> String {
+    e.errors()
+        .iter()
+        .find_map(|e| e.reason())
+        .map_or_else(|| "OpenSSL could not decode it".to_owned(), str::to_owned)
+}
+
+/// The facts the contract wants from a certificate. `der` is its DER encoding (for the
+/// fingerprint). Never fails: a field OpenSSL cannot read gets an empty or zero value.
+pub fn certificate_facts(cert: &X509Ref, der: &[u8]) -> Certificate {
+    let subject = cert.subject_name();
+    let issuer = cert.issuer_name();
+    let mut dns_names = Vec::new();
+    let mut ip_addresses = Vec::new();
+    if let Some(names) = cert.subject_alt_names() {
+        for name in &names {
+            if let Some(dns) = name.dnsname() {
+                dns_names.push(dns.to_owned());
+            } else if let Some(addr) = name.ipaddress().and_then(ip_from_bytes) {
+                ip_addresses.push(addr.to_string());
+            }
+        }
+    }
+    let public_key = cert.public_key().ok();
+    let self_signed = is_self_signed(cert, public_key.as_deref());
+    Certificate {
+        subject_cn: name_entry(subject, Nid::COMMONNAME),
+        dns_names,
+        ip_addresses,
+        issuer_cn: name_entry(issuer, Nid::COMMONNAME),
+        issuer_org: name_entry(issuer, Nid::ORGANIZATIONNAME),
+        serial: serial_hex(cert),
+        sha256_fingerprint: hex::encode(openssl::sha::sha256(der)),
+        not_before: unix_time(cert.not_before()).unwrap_or(0),
+        not_after: unix_time(cert.not_after()).unwrap_or(0),
+        public_key: public_key
+            .as_deref()
+            .map_or(PublicKey { kind: KeyKind::Other, bits: 0, curve: None }, public_key_facts),
+        signature_algorithm: signature_algorithm(cert),
+        self_signed,
+        chain: ChainStatus::NotChecked,
+        revocation: Revocation::NotChecked,
+        renewal_window: None,
+    }
+}
+
+fn ip_from_bytes(bytes: &[u8]) -> Option<IpAddr> {
+    match bytes.len() {
+        4 => <[u8; 4]>::try_from(bytes).ok().map(IpAddr::from),
+        16 => <[u8; 16]>::try_from(bytes).ok().map(IpAddr::from),
+        _ => None,
+    }
+}
+
+/// The first entry of the name with this NID, as UTF-8.
+fn name_entry(name: &X509NameRef, nid: Nid) -> Option<String> {
+    name.entries_by_nid(nid).next().and_then(|e| e.data().to_string().ok())
+}
+
+/// Subject equals issuer, and the signature verifies with the certificate's own key.
+fn is_self_signed(cert: &X509Ref, key: Option<&PKeyRef<Public>>) -> bool {
+    let same_name =
+        cert.subject_name().try_cmp(cert.issuer_name()).is_ok_and(|o| o == std::cmp::Ordering::Equal);
+    same_name && key.is_some_and(|k| cert.verify(k).unwrap_or(false))
+}
+
+/// Lowercase hexadecimal serial number, without leading zero bytes ("0" for zero).
+fn serial_hex(cert: &X509Ref) -> String {
+    match cert.serial_number().to_bn().and_then(|bn| bn.to_hex_str().map(|s| s.to_string())) {
+        Ok(hex) => {
+            let hex = hex.to_ascii_lowercase();
+            let (sign, digits) = hex.strip_prefix('-').map_or(("", hex.as_str()), |d| ("-", d));
+            let digits = digits.trim_start_matches('0');
+            if digits.is_empty() { "0".to_owned() } else { format!("{sign}{digits}") }
+        }
+        Err(_) => String::new(),
+    }
+}
+
+/// Seconds since the Unix epoch.
+pub(crate) fn unix_time(time: &Asn1TimeRef) -> Option<i64> {
+    let epoch = Asn1Time::from_unix(0).ok()?;
+    let diff = epoch.diff(time).ok()?;
+    Some(i64::from(diff.days) * 86_400 + i64::from(diff.secs))
+}
+
+/// The key's kind, size and curve.
+pub fn public_key_facts<T: HasPublic>(key: &PKeyRef<T>) -> PublicKey {
+    let id = key.id();
+    let (kind, bits) = if id == Id::RSA || id == Id::RSA_PSS {
+        (KeyKind::Rsa, key.bits())
+    } else if id == Id::EC {
+        (KeyKind::Ec, key.bits())
+    } else if id == Id::ED25519 {
+        (KeyKind::Ed25519, 256)
+    } else if id == Id::ED448 {
+        (KeyKind::Ed448, 456)
+    } else if id == Id::DSA {
+        (KeyKind::Dsa, key.bits())
+    } else {
+        (KeyKind::Other, key.bits())
+    };
+    let curve = if id == Id::EC {
+        key.ec_key()
+            .ok()
+            .and_then(|ec| ec.group().curve_name())
+            .and_then(|nid| nid.short_name().ok())
+            .map(str::to_owned)
+    } else {
+        None
+    };
+    PublicKey { kind, bits, curve }
+}
+
+/// OpenSSL's long name of the signature algorithm, or the OID in dotted form.
+fn signature_algorithm(cert: &X509Ref) -> String {
+    let object = cert.signature_algorithm().object();
+    match object.nid() {
+        Nid::UNDEF => object.to_string(),
+        nid => nid.long_name().map_or_else(|_| object.to_string(), str::to_owned),
+    }
+}

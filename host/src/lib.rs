@@ -1,0 +1,17 @@
+//! `checkallsslcerts`: keeps every TLS certificate on a server valid.
+//!
+//! The data flows one way, one module per step:
+//! [`config`] → [`facts`] → [`policy`] → [`plan`] → [`actions`] → [`report`].
+//! [`conformance`] runs a policy module against the conformance vectors; [`cli`] ties it together.
+
+pub mod actions;
+pub mod cli;
+pub mod config;
+pub mod conformance;
+pub mod facts;
+pub mod pipeline;
+pub mod plan;
+pub mod policy;
+pub mod report;
+
+pub use cli::run;

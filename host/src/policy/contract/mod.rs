@@ -1,0 +1,204 @@
+//! The released contract versions, side by side.
+//!
+//! Each released `wit/since_vX.Y.Z/` folder has a module here with its generated bindings and
+//! conversions to and from the host's model; [`latest`] names the newest. A module's version is
+//! read from the component's own exports *before* it is instantiated, and the module then runs
+//! through the bindings of exactly that version, so modules built against an older released
+//! contract keep working.
+
+pub mod since_v0_1_0;
+
+pub use since_v0_1_0 as latest;
+
+use wasmtime::component::Component;
+use wasmtime::component::types::ComponentItem;
+use wasmtime::{Engine, ResourceLimiter, StoreLimits};
+
+use super::errors::PolicyError;
+use crate::plan::model::Level;
+
+/// The contract versions this host runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContractVersion {
+    V0_1_0,
+}
+
+impl ContractVersion {
+    /// Every supported version, oldest first.
+    pub const ALL: &'static [ContractVersion] = &[ContractVersion::V0_1_0];
+
+    /// The version as written in the WIT package (`0.1.0`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ContractVersion::V0_1_0 => since_v0_1_0::VERSION,
+        }
+    }
+
+    fn allowed_imports(self) -> &'static [&'static str] {
+        match self {
+            ContractVersion::V0_1_0 => since_v0_1_0::ALLOWED_IMPORTS,
+        }
+    }
+
+    fn rules_export(self) -> &'static str {
+        match self {
+            ContractVersion::V0_1_0 => since_v0_1_0::RULES_EXPORT,
+        }
+    }
+}
+
+impl std::fmt::Display for ContractVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+const PACKAGE_RULES: &str = "checkallsslcerts:policy/rules@";
+
+fn supported_list() -> String {
+    ContractVersion::ALL.iter().map(|v| v.as_str()).collect::<Vec<_>>().join(", ")
+}
+
+/// Reads which contract version a component implements, and refuses any import that version
+/// does not offer. Nothing of the module runs.
+pub fn detect(engine: &Engine, component: &Component, module: &str) -> Result<ContractVersion, PolicyError> {
+    let ty = component.component_type();
+    let exports: Vec<String> = ty.exports(engine).map(|(name, _)| name.to_string()).collect();
+    let rules = exports.iter().find(|name| name.starts_with(PACKAGE_RULES));
+    let Some(rules) = rules else {
+        return Err(PolicyError::NotAPolicy {
+            module: module.to_string(),
+            exports: if exports.is_empty() { "nothing".into() } else { exports.join(", ") },
+        });
+    };
+    let found = &rules[PACKAGE_RULES.len()..];
+    let version = ContractVersion::ALL.iter().copied().find(|v| v.as_str() == found).ok_or_else(|| {
+        PolicyError::UnsupportedVersion {
+            module: module.to_string(),
+            found: found.to_string(),
+            supported: supported_list(),
+        }
+    })?;
+    debug_assert_eq!(version.rules_export(), rules.as_str());
+    let allowed = version.allowed_imports();
+    for (name, item) in ty.imports(engine) {
+        if !allowed.contains(&name) || !matches!(item.ty, ComponentItem::ComponentInstance(_)) {
+            return Err(PolicyError::ForbiddenImport {
+                module: module.to_string(),
+                import: name.to_string(),
+                allowed: allowed.iter().map(|a| format!("`{a}`")).collect::<Vec<_>>().join(" and "),
+            });
+        }
+    }
+    Ok(version)
+}
+
+/// One line a policy wrote with `host.log`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct LogLine {
+    pub level: Level,
+    pub message: String,
+}
+
+/// The data of one `Store`: limits and what the module logged. A fresh one per call.
+pub struct HostState {
+    limits: StoreLimits,
+    memory_limit: usize,
+    /// Set when a memory or table growth was refused.
+    pub(crate) limit_hit: bool,
+    pub(crate) logs: Vec<LogLine>,
+    pub(crate) logs_dropped: usize,
+    max_log_lines: usize,
+    max_log_line_bytes: usize,
+}
+
+impl HostState {
+    pub(crate) fn new(limits: &super::Limits, services: usize) -> Self {
+        let memory_limit = limits.memory_bytes(services);
+        HostState {
+            limits: wasmtime::StoreLimitsBuilder::new()
+                .memory_size(memory_limit)
+                .table_elements(limits.max_table_elements)
+                .instances(4)
+                .memories(2)
+                .tables(4)
+                .trap_on_grow_failure(true)
+                .build(),
+            memory_limit,
+            limit_hit: false,
+            logs: Vec::new(),
+            logs_dropped: 0,
+            max_log_lines: limits.max_log_lines,
+            max_log_line_bytes: limits.max_log_line_bytes,
+        }
+    }
+
+    pub(crate) fn memory_limit(&self) -> usize {
+        self.memory_limit
+    }
+
+    fn log(&mut self, level: Level, mut message: String) {
+        if self.logs.len() >= self.max_log_lines {
+            self.logs_dropped += 1;
+            return;
+        }
+        if message.len() > self.max_log_line_bytes {
+            let mut cut = self.max_log_line_bytes;
+            while !message.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            message.truncate(cut);
+            message.push('…');
+        }
+        self.logs.push(LogLine { level, message });
+    }
+}
+
+impl ResourceLimiter for HostState {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let allowed = self.limits.memory_growing(current, desired, maximum);
+        if !matches!(allowed, Ok(true)) {
+            self.limit_hit = true;
+        }
+        allowed
+    }
+
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let allowed = self.limits.table_growing(current, desired, maximum);
+        if !matches!(allowed, Ok(true)) {
+            self.limit_hit = true;
+        }
+        allowed
+    }
+
+    fn instances(&self) -> usize {
+        self.limits.instances()
+    }
+
+    fn tables(&self) -> usize {
+        self.limits.tables()
+    }
+
+    fn memories(&self) -> usize {
+        self.limits.memories()
+    }
+}
+
+/// How a call into a module failed, before it is named and classified.
+pub enum Failure {
+    Instantiate(wasmtime::Error),
+    Call(wasmtime::Error),
+}
+
+/// The result of a call into a module.
+pub type Outcome<T> = Result<T, Failure>;

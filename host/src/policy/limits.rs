@@ -1,0 +1,76 @@
+//! Every limit a policy module runs under, in one place.
+//!
+//! Fuel is deterministic: the same module on the same facts uses the same fuel on every machine,
+//! so a module that passes the conformance suite here will not run out of fuel elsewhere. The
+//! budgets grow with the number of services so a large host is not mistaken for an endless loop.
+
+/// Limits for loading and running one policy module.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest module file accepted, in bytes.
+    pub max_module_bytes: usize,
+    /// Fuel for one call, before the per-service part.
+    pub base_fuel: u64,
+    /// Extra fuel per service in the facts.
+    pub fuel_per_service: u64,
+    /// Largest linear memory, before the per-service part, in bytes.
+    pub base_memory_bytes: usize,
+    /// Extra memory per service, in bytes.
+    pub memory_per_service: usize,
+    /// Most table elements.
+    pub max_table_elements: usize,
+    /// Most notices in a plan, before the per-service part.
+    pub base_notices: usize,
+    /// Extra notices allowed per service.
+    pub notices_per_service: usize,
+    /// Longest notice message, in bytes.
+    pub max_message_bytes: usize,
+    /// Most reasons for one service.
+    pub max_reasons: usize,
+    /// Longest `other(...)` reason, in bytes.
+    pub max_other_reason_bytes: usize,
+    /// Most `log` lines kept per call (more are counted and dropped).
+    pub max_log_lines: usize,
+    /// Longest `log` line kept, in bytes (longer ones are cut).
+    pub max_log_line_bytes: usize,
+    /// Deepest wasm stack, in bytes.
+    pub max_wasm_stack: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_module_bytes: 16 << 20,
+            base_fuel: 50_000_000,
+            fuel_per_service: 2_000_000,
+            base_memory_bytes: 64 << 20,
+            memory_per_service: 16 << 10,
+            max_table_elements: 10_000,
+            base_notices: 100,
+            notices_per_service: 8,
+            max_message_bytes: 4096,
+            max_reasons: 32,
+            max_other_reason_bytes: 64,
+            max_log_lines: 200,
+            max_log_line_bytes: 1024,
+            max_wasm_stack: 1 << 20,
+        }
+    }
+}
+
+impl Limits {
+    /// The fuel for a call over `services` services.
+    pub fn fuel(&self, services: usize) -> u64 {
+        self.base_fuel.saturating_add(self.fuel_per_service.saturating_mul(services as u64))
+    }
+
+    /// The memory limit for a call over `services` services.
+    pub fn memory_bytes(&self, services: usize) -> usize {
+        self.base_memory_bytes.saturating_add(self.memory_per_service.saturating_mul(services))
+    }
+
+    /// The most notices a plan over `services` services may carry.
+    pub fn max_notices(&self, services: usize) -> usize {
+        self.base_notices.saturating_add(self.notices_per_service.saturating_mul(services))
+    }
+}

@@ -1,0 +1,226 @@
+//! The policy runtime: loads a policy component and runs it in a sandbox.
+//!
+//! A module gets nothing but the facts: no WASI, no files, network, clock or environment, only
+//! the contract's `host.log`. Every call runs in a fresh [`Store`] with the [`Limits`] of
+//! [`limits`]: fuel (deterministic, so an endless loop ends after a bounded amount of work),
+//! memory and tables, and the plan is validated before the host acts on it. Every failure is a
+//! [`PolicyError`] naming the module; a bad module never panics the host.
+
+pub mod cache;
+pub mod contract;
+pub mod embedded;
+pub mod errors;
+pub mod limits;
+
+use std::path::{Path, PathBuf};
+
+use openssl::sha::sha256;
+use wasmtime::component::{Component, Linker};
+use wasmtime::{Config, Engine, Store, Trap};
+
+pub use contract::{ContractVersion, LogLine};
+use contract::{Failure, HostState};
+pub use errors::PolicyError;
+pub use limits::Limits;
+
+use crate::facts::model::HostFacts;
+use crate::plan::model::{Metadata, Plan};
+
+/// Where a module came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PolicySource {
+    /// The default policy built into this binary.
+    Embedded,
+    /// A file.
+    File(PathBuf),
+}
+
+impl std::fmt::Display for PolicySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PolicySource::Embedded => f.write_str("(embedded default policy)"),
+            PolicySource::File(path) => write!(f, "{}", path.display()),
+        }
+    }
+}
+
+/// A compiled policy module, ready to run.
+pub struct PolicyModule {
+    /// Where it came from.
+    pub source: PolicySource,
+    /// SHA-256 of the component's bytes, lowercase hex.
+    pub sha256: String,
+    /// The contract version it implements.
+    pub version: ContractVersion,
+    component: Component,
+}
+
+impl PolicyModule {
+    /// The name used in messages: the file path, or "(embedded default policy)".
+    pub fn label(&self) -> String {
+        self.source.to_string()
+    }
+}
+
+/// A plan and what the module logged while making it.
+#[derive(Debug, Clone)]
+pub struct Evaluation {
+    pub plan: Plan,
+    pub logs: Vec<LogLine>,
+    pub logs_dropped: usize,
+    pub fuel_used: u64,
+}
+
+/// The engine, the linkers and the limits, shared by every call.
+pub struct Runtime {
+    engine: Engine,
+    linker_v0_1_0: Linker<HostState>,
+    limits: Limits,
+    cache: Option<cache::Cache>,
+}
+
+impl Runtime {
+    /// A runtime with the default limits; `cache_dir`, if given, keeps compiled modules.
+    pub fn new(cache_dir: Option<PathBuf>) -> Result<Runtime, PolicyError> {
+        Runtime::with_limits(Limits::default(), cache_dir)
+    }
+
+    /// A runtime with the given limits.
+    pub fn with_limits(limits: Limits, cache_dir: Option<PathBuf>) -> Result<Runtime, PolicyError> {
+        let mut config = Config::new();
+        config.consume_fuel(true);
+        config.max_wasm_stack(limits.max_wasm_stack);
+        config.wasm_component_model(true);
+        let engine = Engine::new(&config).map_err(|e| PolicyError::Engine(e.to_string()))?;
+        let linker_v0_1_0 =
+            contract::since_v0_1_0::linker(&engine).map_err(|e| PolicyError::Engine(e.to_string()))?;
+        let cache = cache_dir.map(|dir| cache::Cache::new(dir, &engine));
+        Ok(Runtime { engine, linker_v0_1_0, limits, cache })
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// The default policy built into this binary.
+    pub fn load_embedded(&self) -> Result<PolicyModule, PolicyError> {
+        self.load_bytes(embedded::DEFAULT_POLICY, PolicySource::Embedded)
+    }
+
+    /// A module from a file (a component, binary or text format).
+    pub fn load_file(&self, path: &Path) -> Result<PolicyModule, PolicyError> {
+        let module = path.display().to_string();
+        let size = std::fs::metadata(path)
+            .map_err(|source| PolicyError::Read { module: module.clone(), source })?
+            .len();
+        if size > self.limits.max_module_bytes as u64 {
+            return Err(PolicyError::TooLarge { module, size, limit: self.limits.max_module_bytes });
+        }
+        let bytes = std::fs::read(path).map_err(|source| PolicyError::Read { module, source })?;
+        self.load_bytes(&bytes, PolicySource::File(path.to_path_buf()))
+    }
+
+    /// A module from bytes.
+    pub fn load_bytes(&self, bytes: &[u8], source: PolicySource) -> Result<PolicyModule, PolicyError> {
+        let module = source.to_string();
+        if bytes.len() > self.limits.max_module_bytes {
+            return Err(PolicyError::TooLarge {
+                module,
+                size: bytes.len() as u64,
+                limit: self.limits.max_module_bytes,
+            });
+        }
+        let sha256 = hex::encode(sha256(bytes));
+        let component = match self.cache.as_ref().and_then(|c| c.load(&self.engine, &sha256)) {
+            Some(component) => component,
+            None => {
+                let component = Component::new(&self.engine, bytes).map_err(|e| PolicyError::Invalid {
+                    module: module.clone(),
+                    message: format!("{e:#}"),
+                })?;
+                if let Some(cache) = &self.cache {
+                    cache.store(&component, &sha256);
+                }
+                component
+            }
+        };
+        let version = contract::detect(&self.engine, &component, &module)?;
+        Ok(PolicyModule { source, sha256, version, component })
+    }
+
+    /// Asks the module who it is, and checks it claims the contract version it implements.
+    pub fn metadata(&self, module: &PolicyModule) -> Result<Metadata, PolicyError> {
+        let mut store = self.store(0);
+        let metadata = match module.version {
+            ContractVersion::V0_1_0 => {
+                contract::since_v0_1_0::metadata(&mut store, &self.linker_v0_1_0, &module.component)
+            }
+        }
+        .map_err(|failure| self.classify(failure, module, &store, "metadata", 0))?;
+        if metadata.contract_version != module.version.as_str() {
+            return Err(PolicyError::MetadataMismatch {
+                module: module.label(),
+                declared: metadata.contract_version,
+                actual: module.version.as_str().to_string(),
+            });
+        }
+        Ok(metadata)
+    }
+
+    /// Runs `evaluate` on the facts and validates the plan.
+    pub fn evaluate(&self, module: &PolicyModule, facts: &HostFacts) -> Result<Evaluation, PolicyError> {
+        let services = facts.services.len();
+        let mut store = self.store(services);
+        let fuel = self.limits.fuel(services);
+        let answer = match module.version {
+            ContractVersion::V0_1_0 => {
+                contract::since_v0_1_0::evaluate(&mut store, &self.linker_v0_1_0, &module.component, facts)
+            }
+        }
+        .map_err(|failure| self.classify(failure, module, &store, "evaluate", services))?;
+        let plan = answer.map_err(|message| PolicyError::Refused { module: module.label(), message })?;
+        let plan = crate::plan::validate(facts, plan, &self.limits)
+            .map_err(|source| PolicyError::InvalidPlan { module: module.label(), source })?;
+        let fuel_used = fuel.saturating_sub(store.get_fuel().unwrap_or(0));
+        let state = store.into_data();
+        Ok(Evaluation { plan, logs: state.logs, logs_dropped: state.logs_dropped, fuel_used })
+    }
+
+    fn store(&self, services: usize) -> Store<HostState> {
+        let mut store = Store::new(&self.engine, HostState::new(&self.limits, services));
+        store.limiter(|state| state);
+        // Fuel is only refused for an engine without fuel, which this one is not.
+        let _ = store.set_fuel(self.limits.fuel(services));
+        store
+    }
+
+    fn classify(
+        &self,
+        failure: Failure,
+        module: &PolicyModule,
+        store: &Store<HostState>,
+        function: &'static str,
+        services: usize,
+    ) -> PolicyError {
+        let label = module.label();
+        let error = match failure {
+            Failure::Instantiate(e) if !store.data().limit_hit => {
+                return PolicyError::Instantiate { module: label, message: format!("{e:#}") };
+            }
+            Failure::Instantiate(e) | Failure::Call(e) => e,
+        };
+        if store.data().limit_hit {
+            return PolicyError::OutOfMemory { module: label, function, limit: store.data().memory_limit() };
+        }
+        if matches!(error.downcast_ref::<Trap>(), Some(Trap::OutOfFuel)) {
+            return PolicyError::OutOfFuel {
+                module: label,
+                function,
+                fuel: self.limits.fuel(services),
+                services,
+            };
+        }
+        PolicyError::Trap { module: label, function, message: format!("{error:#}") }
+    }
+}

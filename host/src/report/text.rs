@@ -1,0 +1,175 @@
+//! The human report: one line per service and a summary; more with `--verbose`.
+
+use std::fmt::Write as _;
+
+use super::model::{RunReport, ServiceReport};
+use crate::facts::model::{CertificateState, KeyStatus};
+use crate::plan::model::{Decision, Level};
+
+/// How to print.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Style {
+    pub verbose: bool,
+    pub colour: bool,
+}
+
+fn paint(style: Style, code: &str, text: &str) -> String {
+    if style.colour { format!("\x1b[{code}m{text}\x1b[0m") } else { text.to_string() }
+}
+
+/// A value's JSON spelling without quotes.
+pub fn word<T: serde::Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(s)) => s,
+        Ok(other) => other.to_string(),
+        Err(_) => "?".into(),
+    }
+}
+
+fn decision(style: Style, d: Decision) -> String {
+    let text = format!("{:<22}", word(&d));
+    match d {
+        Decision::Keep => paint(style, "32", &text),
+        Decision::Replace => paint(style, "33", &text),
+        Decision::ReplaceOrPlaceholder | Decision::Placeholder => paint(style, "31", &text),
+    }
+}
+
+/// The report as text.
+pub fn render(report: &RunReport, style: Style) -> String {
+    let mut out = String::new();
+    if style.verbose {
+        let p = &report.policy;
+        let _ = writeln!(
+            out,
+            "policy: {} {} (contract {}) from {}, sha256 {}",
+            p.name, p.version, p.contract_version, p.source, p.sha256
+        );
+        if let Some(failure) = &p.fallback_from {
+            let _ = writeln!(out, "policy fallback: the configured policy failed: {failure}");
+        }
+        let _ = writeln!(out, "hostname: {}", report.hostname);
+    }
+    let width = report.services.iter().map(|s| s.name.len()).max().unwrap_or(7).max(7);
+    let _ = writeln!(
+        out,
+        "{:<width$}  {:<28}  {:<24}  {:>9}  {:<22}  reasons",
+        "SERVICE", "SUBJECT", "ISSUER", "DAYS LEFT", "DECISION"
+    );
+    for service in &report.services {
+        line(&mut out, service, style, width);
+        if style.verbose {
+            details(&mut out, service);
+        }
+        for action in &service.actions {
+            let mark =
+                if action.failed() { paint(style, "31", "FAILED") } else { action.outcome.to_string() };
+            let _ = writeln!(out, "{:width$}  -> {} {}: {}", "", word(&action.kind), mark, action.message);
+        }
+    }
+    for notice in &report.notices {
+        if !style.verbose && notice.level == Level::Info {
+            continue;
+        }
+        let level = match notice.level {
+            Level::Info => "info".to_string(),
+            Level::Warning => paint(style, "33", "warning"),
+            Level::Error => paint(style, "31", "error"),
+        };
+        let about = notice.service.as_ref().map(|s| format!("{s}: ")).unwrap_or_default();
+        let _ = writeln!(out, "{level}: {about}{}", notice.message);
+    }
+    let _ = writeln!(out, "{}", summary(report));
+    out
+}
+
+fn line(out: &mut String, s: &ServiceReport, style: Style, width: usize) {
+    let c = &s.certificate;
+    let subject = c.subject.clone().unwrap_or_else(|| format!("({})", c.state));
+    let issuer = c.issuer.clone().unwrap_or_else(|| "-".into());
+    let days = c.days_left.map(|d| d.to_string()).unwrap_or_else(|| "-".into());
+    let reasons: Vec<String> = s.reasons.iter().map(word).collect();
+    let _ = writeln!(
+        out,
+        "{:<width$}  {:<28}  {:<24}  {:>9}  {}  {}",
+        s.name,
+        clip(&subject, 28),
+        clip(&issuer, 24),
+        days,
+        decision(style, s.decision),
+        if reasons.is_empty() { "-".to_string() } else { reasons.join(", ") }
+    );
+}
+
+fn clip(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        return text.to_string();
+    }
+    let mut clipped: String = text.chars().take(width - 1).collect();
+    clipped.push('…');
+    clipped
+}
+
+fn details(out: &mut String, s: &ServiceReport) {
+    let pad = "    ";
+    match &s.facts.certificate {
+        CertificateState::Ok(c) => {
+            let _ = writeln!(
+                out,
+                "{pad}names: {}",
+                [c.dns_names.clone(), c.ip_addresses.clone()].concat().join(", ")
+            );
+            let _ = writeln!(
+                out,
+                "{pad}issuer: {} / {}",
+                c.issuer_org.as_deref().unwrap_or("-"),
+                c.issuer_cn.as_deref().unwrap_or("-")
+            );
+            let _ = writeln!(out, "{pad}valid: {} .. {} (Unix seconds)", c.not_before, c.not_after);
+            let _ = writeln!(
+                out,
+                "{pad}key: {} {} bits{}; signature: {}; self-signed: {}",
+                word(&c.public_key.kind),
+                c.public_key.bits,
+                c.public_key.curve.as_ref().map(|c| format!(" ({c})")).unwrap_or_default(),
+                c.signature_algorithm,
+                c.self_signed
+            );
+            let _ = writeln!(out, "{pad}chain: {}; revocation: {}", json(&c.chain), json(&c.revocation));
+            let _ = writeln!(out, "{pad}sha256: {}; serial: {}", c.sha256_fingerprint, c.serial);
+        }
+        other => {
+            let _ = writeln!(out, "{pad}certificate: {}", json(other));
+        }
+    }
+    let key = match &s.facts.key {
+        KeyStatus::Matches => "matches the certificate".to_string(),
+        other => json(other),
+    };
+    let _ = writeln!(out, "{pad}key: {key}; covers hostname: {}", s.facts.covers_hostname);
+    for e in &s.facts.served {
+        let _ = writeln!(out, "{pad}served at {}: {}", e.endpoint, json(e));
+    }
+}
+
+fn json<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_default()
+}
+
+/// The closing line.
+pub fn summary(report: &RunReport) -> String {
+    let count = |d: Decision| report.services.iter().filter(|s| s.decision == d).count();
+    let failed = report.services.iter().flat_map(|s| &s.actions).filter(|a| a.failed()).count();
+    let errors = report.notices.iter().filter(|n| n.level == Level::Error).count();
+    format!(
+        "{} services: {} keep, {} replace, {} replace-or-placeholder, {} placeholder; {} failed actions, {} errors{}",
+        report.services.len(),
+        count(Decision::Keep),
+        count(Decision::Replace),
+        count(Decision::ReplaceOrPlaceholder),
+        count(Decision::Placeholder),
+        failed,
+        errors,
+        if report.dry_run { " (dry run: nothing changed)" } else { "" }
+    )
+}

@@ -1,0 +1,90 @@
+//! Black-box tests of `checkallsslcerts policy ...`.
+
+mod support;
+
+use support::Run;
+
+const EXAMPLE: &str = env!("CHECKALLSSLCERTS_EXAMPLE_POLICY");
+
+#[test]
+fn show_describes_the_embedded_policy() {
+    let out = Run::new().args(["policy", "show"]).run().code(0);
+    assert!(out.stdout.contains("name:             default"), "{}", out.stdout);
+    assert!(out.stdout.contains("contract version: 0.1.0"), "{}", out.stdout);
+    assert!(out.stdout.contains("(embedded default policy)"), "{}", out.stdout);
+}
+
+#[test]
+fn show_describes_a_module_file() {
+    let out = Run::new().args(["policy", "show", "--policy", EXAMPLE]).run().code(0);
+    assert!(out.stdout.contains("name:             lifetime-fraction"), "{}", out.stdout);
+}
+
+#[test]
+fn test_passes_the_default_policy_on_both_suites() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let junit = dir.path().join("junit.xml");
+    let out = Run::new().args(["policy", "test", "--junit"]).arg(&junit).run().code(0);
+    assert!(out.stdout.contains("v0.1.0/contract:"), "{}", out.stdout);
+    assert!(out.stdout.contains("v0.1.0/default:"), "{}", out.stdout);
+    assert!(out.stdout.contains(" 0 failed"), "{}", out.stdout);
+    let xml = std::fs::read_to_string(&junit).expect("junit written");
+    assert!(xml.contains("<testsuite name=\"v0.1.0/default\""), "{xml}");
+    assert!(!xml.contains("<failure"), "{xml}");
+}
+
+#[test]
+fn test_shows_the_example_policy_differences() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let junit = dir.path().join("junit.xml");
+    let out = Run::new().args(["policy", "test", EXAMPLE, "--junit"]).arg(&junit).run().code(1);
+    assert!(
+        out.stdout.contains("v0.1.0/contract:") && out.stdout.contains("passed, 0 failed"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("FAIL v0.1.0/default/003-letsencrypt-exactly-25d-left.json"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("decision expected keep, got replace"), "{}", out.stdout);
+    assert!(std::fs::read_to_string(&junit).expect("junit").contains("<failure"));
+    Run::new().args(["policy", "test", EXAMPLE, "--suite", "contract"]).run().code(0);
+}
+
+#[test]
+fn eval_prints_the_plan() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let facts = dir.path().join("facts.json");
+    std::fs::write(
+        &facts,
+        r#"{"now": 1800000000, "hostname": "host.example.com",
+            "services": [{"name": "web", "certificate": {"ok": {"not-before": "now-10d", "not-after": "now-1d"}}}]}"#,
+    )
+    .expect("write");
+    let out = Run::new().args(["policy", "eval", "--facts"]).arg(&facts).run().code(0);
+    let plan: serde_json::Value = serde_json::from_str(&out.stdout).expect("JSON plan");
+    assert_eq!(plan["services"][0]["service"], "web");
+    assert_eq!(plan["services"][0]["decision"], "placeholder");
+    assert!(plan["services"][0]["reasons"].as_array().expect("reasons").contains(&"expired".into()));
+}
+
+#[test]
+fn eval_names_a_bad_facts_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let facts = dir.path().join("broken.json");
+    std::fs::write(&facts, r#"{"now": 1, "hostname": "h", "services": [{"name": 3}]}"#).expect("write");
+    let out = Run::new().args(["policy", "eval", "--facts"]).arg(&facts).run().code(2);
+    assert!(out.stderr.contains("broken.json"), "{}", out.stderr);
+}
+
+#[test]
+fn a_module_that_is_not_a_component_is_named() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let module = dir.path().join("not-a-policy.wasm");
+    std::fs::write(&module, b"hello").expect("write");
+    let out = Run::new().args(["policy", "show", "--policy"]).arg(&module).run().code(1);
+    assert!(out.stderr.contains("not-a-policy.wasm"), "{}", out.stderr);
+    assert!(out.stderr.contains("not a valid WebAssembly component"), "{}", out.stderr);
+}

@@ -1,0 +1,229 @@
+//! The policy runtime with real components: the embedded default policy, the example policy,
+//! and the hostile set in `tests/hostile/` (each must end in bounded time with a clear error
+//! naming the module, and never panic the host).
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use checkallsslcerts::conformance;
+use checkallsslcerts::facts::model::HostFacts;
+use checkallsslcerts::plan::{Decision, PlanError};
+use checkallsslcerts::policy::{PolicyError, PolicySource, Runtime};
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn facts() -> HostFacts {
+    conformance::vector::parse_facts(
+        r#"{"now": 1800000000, "hostname": "host.example.com", "acme": {"directory-url": "https://acme.test/dir"},
+            "services": [
+              {"name": "web", "certificate": {"ok": {"not-before": "now-80d", "not-after": "now+10d",
+                 "issuer-org": "Let's Encrypt", "chain": "trusted", "dns-names": ["host.example.com"]}}},
+              {"name": "mail", "certificate": {"missing": "/etc/ssl/mail.pem"}}]}"#,
+    )
+    .expect("facts parse")
+}
+
+/// A hostile module from `tests/hostile/NAME.wat`: a component as written, or a core module
+/// given the contract's world and encoded as a component the way real policies are built.
+fn hostile(name: &str) -> Vec<u8> {
+    let dir = workspace().join("tests/hostile");
+    let text = std::fs::read_to_string(dir.join(format!("{name}.wat"))).expect("hostile module exists");
+    if text.contains("(module") {
+        let prelude = std::fs::read_to_string(dir.join("_prelude.wat")).expect("prelude");
+        let text = text.replace(";; PRELUDE", &prelude);
+        let mut core = wat::parse_str(&text).expect("hostile core module parses");
+        let mut resolve = wit_parser::Resolve::default();
+        let (package, _) = resolve.push_dir(workspace().join("wit/since_v0.1.0")).expect("contract parses");
+        let world = resolve.select_world(&[package], Some("policy")).expect("world");
+        wit_component::embed_component_metadata(
+            &mut core,
+            &resolve,
+            world,
+            wit_component::StringEncoding::UTF8,
+        )
+        .expect("embed");
+        wit_component::ComponentEncoder::default()
+            .module(&core)
+            .and_then(|e| e.validate(true).encode())
+            .expect("hostile module encodes as a component")
+    } else {
+        wat::parse_str(&text).expect("hostile component parses")
+    }
+}
+
+fn load_hostile(
+    runtime: &Runtime,
+    name: &str,
+) -> Result<checkallsslcerts::policy::PolicyModule, PolicyError> {
+    runtime.load_bytes(&hostile(name), PolicySource::File(PathBuf::from(format!("{name}.wasm"))))
+}
+
+fn evaluate_hostile(name: &str) -> PolicyError {
+    let runtime = Runtime::new(None).expect("runtime");
+    let module = load_hostile(&runtime, name).expect("hostile module loads");
+    let started = Instant::now();
+    let error = runtime.evaluate(&module, &facts()).expect_err("hostile module must fail");
+    assert!(started.elapsed() < Duration::from_secs(20), "{name} took {:?}", started.elapsed());
+    assert!(error.to_string().contains(&format!("{name}.wasm")), "error names the module: {error}");
+    error
+}
+
+#[test]
+fn embedded_policy_identifies_itself() {
+    let runtime = Runtime::new(None).expect("runtime");
+    let module = runtime.load_embedded().expect("embedded policy loads");
+    let meta = runtime.metadata(&module).expect("metadata");
+    assert_eq!(meta.name, "default");
+    assert_eq!(meta.contract_version, "0.1.0");
+    assert_eq!(module.sha256.len(), 64);
+}
+
+#[test]
+fn embedded_policy_decides() {
+    let runtime = Runtime::new(None).expect("runtime");
+    let module = runtime.load_embedded().expect("embedded policy loads");
+    let evaluation = runtime.evaluate(&module, &facts()).expect("evaluates");
+    let plan = evaluation.plan;
+    assert_eq!(plan.decision("web").expect("web").decision, Decision::Replace);
+    assert_eq!(plan.decision("mail").expect("mail").decision, Decision::ReplaceOrPlaceholder);
+    assert!(plan.order_hostname_certificate);
+    assert!(evaluation.fuel_used > 0);
+}
+
+#[test]
+fn embedded_policy_passes_every_builtin_suite() {
+    let runtime = Runtime::new(None).expect("runtime");
+    let module = runtime.load_embedded().expect("embedded policy loads");
+    let suites = conformance::builtin_suites(module.version, None).expect("suites");
+    assert!(suites.iter().any(|s| s.name.ends_with("/contract")));
+    assert!(suites.iter().any(|s| s.name.ends_with("/default")));
+    let report = conformance::run(&runtime, &module, &suites);
+    assert_eq!(report.failed(), 0, "{}", report.render());
+    assert!(report.passed() > 50);
+}
+
+#[test]
+fn example_policy_passes_contract_and_differs_from_default() {
+    let runtime = Runtime::new(None).expect("runtime");
+    let module =
+        runtime.load_file(Path::new(env!("CHECKALLSSLCERTS_EXAMPLE_POLICY"))).expect("example loads");
+    assert_eq!(runtime.metadata(&module).expect("metadata").name, "lifetime-fraction");
+    let contract = conformance::builtin_suites(module.version, Some("contract")).expect("contract suite");
+    let report = conformance::run(&runtime, &module, &contract);
+    assert_eq!(report.failed(), 0, "{}", report.render());
+    let default = conformance::builtin_suites(module.version, Some("default")).expect("default suite");
+    let report = conformance::run(&runtime, &module, &default);
+    assert!(report.failed() > 0, "the example's rules differ from the default's on purpose");
+    // A Let's Encrypt certificate with exactly 25 days left is kept by the default policy
+    // (not < 25 days) but replaced by the example (less than a third of its lifetime is left).
+    let lets_encrypt_25 =
+        report.cases.iter().find(|c| c.name.contains("003-letsencrypt-exactly-25d")).expect("vector");
+    assert!(!lets_encrypt_25.passed());
+}
+
+#[test]
+fn endless_loop_runs_out_of_fuel() {
+    assert!(matches!(evaluate_hostile("endless-loop"), PolicyError::OutOfFuel { .. }));
+}
+
+#[test]
+fn memory_bomb_hits_the_memory_limit() {
+    assert!(matches!(evaluate_hostile("memory-bomb"), PolicyError::OutOfMemory { .. }));
+}
+
+#[test]
+fn trap_is_reported() {
+    let error = evaluate_hostile("trap");
+    assert!(matches!(error, PolicyError::Trap { .. }), "{error}");
+}
+
+#[test]
+fn plan_naming_unknown_services_is_refused() {
+    let error = evaluate_hostile("unknown-service");
+    assert!(
+        matches!(&error, PolicyError::InvalidPlan { source: PlanError::UnknownService(name), .. } if name == "nope"),
+        "{error}"
+    );
+}
+
+#[test]
+fn oversized_plan_is_refused() {
+    let error = evaluate_hostile("oversized-plan");
+    assert!(
+        matches!(
+            &error,
+            PolicyError::InvalidPlan { source: PlanError::TooManyNotices { count: 200_000, .. }, .. }
+        ),
+        "{error}"
+    );
+}
+
+#[test]
+fn out_of_bounds_plan_is_refused() {
+    let error = evaluate_hostile("out-of-bounds-plan");
+    assert!(matches!(error, PolicyError::Trap { .. }), "{error}");
+}
+
+#[test]
+fn wrong_world_is_not_a_policy() {
+    let runtime = Runtime::new(None).expect("runtime");
+    let error = load_hostile(&runtime, "wrong-world").err().expect("refused");
+    assert!(matches!(error, PolicyError::NotAPolicy { .. }), "{error}");
+    assert!(error.to_string().contains("example:greeter/api@1.0.0"), "{error}");
+}
+
+#[test]
+fn extra_import_is_refused_by_name() {
+    let runtime = Runtime::new(None).expect("runtime");
+    let error = load_hostile(&runtime, "extra-import").err().expect("refused");
+    assert!(matches!(error, PolicyError::ForbiddenImport { .. }), "{error}");
+    assert!(error.to_string().contains("wasi:filesystem/types@0.2.0"), "{error}");
+}
+
+#[test]
+fn future_contract_version_is_refused() {
+    let runtime = Runtime::new(None).expect("runtime");
+    let error = load_hostile(&runtime, "future-version").err().expect("refused");
+    assert!(
+        matches!(error, PolicyError::UnsupportedVersion { ref found, .. } if found == "9.0.0"),
+        "{error}"
+    );
+    assert!(error.to_string().contains("supported: 0.1.0"), "{error}");
+}
+
+#[test]
+fn interface_without_functions_fails_to_instantiate() {
+    let runtime = Runtime::new(None).expect("runtime");
+    let module = load_hostile(&runtime, "empty-rules").expect("loads: the check is at instantiation");
+    let error = runtime.evaluate(&module, &facts()).expect_err("refused");
+    assert!(matches!(error, PolicyError::Instantiate { .. }), "{error}");
+}
+
+#[test]
+fn garbage_is_not_a_component() {
+    let runtime = Runtime::new(None).expect("runtime");
+    let error = runtime
+        .load_bytes(b"\0asm garbage", PolicySource::File("garbage.wasm".into()))
+        .err()
+        .expect("refused");
+    assert!(matches!(error, PolicyError::Invalid { .. }), "{error}");
+    assert!(error.to_string().contains("garbage.wasm"), "{error}");
+}
+
+#[test]
+fn compiled_components_are_cached() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cache = dir.path().join("cache");
+    let first = Runtime::new(Some(cache.clone())).expect("runtime");
+    let module = first.load_embedded().expect("compiles and stores");
+    let entries: Vec<_> = std::fs::read_dir(&cache).expect("cache dir").collect();
+    assert_eq!(entries.len(), 1, "one compiled entry");
+    let second = Runtime::new(Some(cache)).expect("runtime");
+    let cached = second.load_embedded().expect("loads from the cache");
+    assert_eq!(cached.sha256, module.sha256);
+    let a = first.evaluate(&module, &facts()).expect("evaluates").plan;
+    let b = second.evaluate(&cached, &facts()).expect("evaluates").plan;
+    assert_eq!(a, b);
+}
