@@ -1,0 +1,228 @@
+//! `cargo bench --bench dry_run [-- N...]`: `checkallsslcerts --dry-run` over N services with real
+//! certificate files, against the floor of a minimal in-process OpenSSL loop that only parses
+//! and verifies the same files. Prints wall times (median of 3) and peak RSS.
+//!
+//! Corpus (made once under `target/bench/corpus-N`): one EC P-256 leaf per service plus a
+//! shared intermediate (two intermediates: a "Let's Encrypt" one and another), 70 % valid,
+//! 10 % expiring, 10 % expired, 10 % self-signed; each with its key.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use openssl::asn1::{Asn1Integer, Asn1Time};
+use openssl::bn::BigNum;
+use openssl::ec::{EcGroup, EcKey};
+use openssl::hash::MessageDigest;
+use openssl::nid::Nid;
+use openssl::pkey::{PKey, Private};
+use openssl::stack::Stack;
+use openssl::x509::extension::{BasicConstraints, SubjectAlternativeName};
+use openssl::x509::store::X509StoreBuilder;
+use openssl::x509::{X509, X509NameBuilder, X509StoreContext};
+use rayon::prelude::*;
+
+const DAY: i64 = 86_400;
+
+fn now() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+fn key() -> PKey<Private> {
+    let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).expect("group");
+    PKey::from_ec_key(EcKey::generate(&group).expect("key")).expect("pkey")
+}
+
+#[allow(clippy::too_many_arguments)]
+fn cert(
+    cn: &str,
+    org: &str,
+    issuer: Option<(&X509, &PKey<Private>)>,
+    subject_key: &PKey<Private>,
+    nb: i64,
+    na: i64,
+    ca: bool,
+    serial: u32,
+) -> X509 {
+    let mut name = X509NameBuilder::new().expect("name");
+    name.append_entry_by_nid(Nid::ORGANIZATIONNAME, org).expect("o");
+    name.append_entry_by_nid(Nid::COMMONNAME, cn).expect("cn");
+    let name = name.build();
+    let mut b = X509::builder().expect("builder");
+    b.set_version(2).expect("v");
+    b.set_serial_number(&Asn1Integer::from_bn(&BigNum::from_u32(serial).expect("bn")).expect("serial"))
+        .expect("serial");
+    b.set_subject_name(&name).expect("subject");
+    b.set_issuer_name(issuer.map(|(c, _)| c.subject_name()).unwrap_or(&name)).expect("issuer");
+    b.set_pubkey(subject_key).expect("pubkey");
+    b.set_not_before(&Asn1Time::from_unix(nb).expect("t")).expect("nb");
+    b.set_not_after(&Asn1Time::from_unix(na).expect("t")).expect("na");
+    if ca {
+        b.append_extension(BasicConstraints::new().critical().ca().build().expect("bc")).expect("ext");
+    } else {
+        let san = SubjectAlternativeName::new()
+            .dns(cn)
+            .build(&b.x509v3_context(issuer.map(|(c, _)| c.as_ref()), None))
+            .expect("san");
+        b.append_extension(san).expect("ext");
+    }
+    b.sign(issuer.map(|(_, k)| k).unwrap_or(subject_key), MessageDigest::sha256()).expect("sign");
+    b.build()
+}
+
+/// Makes the corpus and its config; returns the config path.
+fn corpus(root: &Path, n: usize) -> PathBuf {
+    let config = root.join("config.toml");
+    if config.exists() {
+        return config;
+    }
+    std::fs::create_dir_all(root).expect("corpus dir");
+    let t = now();
+    let root_key = key();
+    let root_cert = cert("Bench Root", "Bench", None, &root_key, t - 400 * DAY, t + 4000 * DAY, true, 1);
+    let le_key = key();
+    let le = cert(
+        "R10",
+        "Let's Encrypt",
+        Some((&root_cert, &root_key)),
+        &le_key,
+        t - 300 * DAY,
+        t + 1000 * DAY,
+        true,
+        2,
+    );
+    let other_key = key();
+    let other = cert(
+        "Other CA",
+        "Other",
+        Some((&root_cert, &root_key)),
+        &other_key,
+        t - 300 * DAY,
+        t + 1000 * DAY,
+        true,
+        3,
+    );
+    std::fs::write(root.join("root.pem"), root_cert.to_pem().expect("pem")).expect("root");
+    let mut text = format!(
+        "hostname = \"host.example.com\"\nstate-dir = \"{}\"\n[trust]\nsystem-roots = false\nextra-roots = [\"{}\"]\n",
+        root.join("state").display(),
+        root.join("root.pem").display()
+    );
+    let services: Vec<String> = (0..n)
+        .into_par_iter()
+        .map(|i| {
+            let dir = root.join(format!("s{i:05}"));
+            std::fs::create_dir_all(&dir).expect("dir");
+            let k = key();
+            let (issuer, issuer_key) = if i % 2 == 0 { (&le, &le_key) } else { (&other, &other_key) };
+            let (nb, na) = match i % 10 {
+                7 => (t - 80 * DAY, t + 2 * DAY),
+                8 => (t - 100 * DAY, t - 10 * DAY),
+                _ => (t - 30 * DAY, t + 60 * DAY),
+            };
+            let mut pem = if i % 10 == 9 {
+                cert("host.example.com", "Self", None, &k, nb, na, false, 10 + i as u32)
+                    .to_pem()
+                    .expect("pem")
+            } else {
+                cert("host.example.com", "Leaf", Some((issuer, issuer_key)), &k, nb, na, false, 10 + i as u32)
+                    .to_pem()
+                    .expect("pem")
+            };
+            if i % 10 != 9 {
+                pem.extend(issuer.to_pem().expect("pem"));
+            }
+            std::fs::write(dir.join("cert.pem"), pem).expect("cert");
+            std::fs::write(dir.join("key.pem"), k.private_key_to_pem_pkcs8().expect("key")).expect("key");
+            format!(
+                "[[service]]\nname = \"s{i:05}\"\ncertificate = \"{}\"\nkey = \"{}\"\n",
+                dir.join("cert.pem").display(),
+                dir.join("key.pem").display()
+            )
+        })
+        .collect();
+    text.push_str(&services.join("\n"));
+    std::fs::write(&config, text).expect("config");
+    config
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+/// The binary's wall time and peak RSS (KiB), via GNU time.
+fn run_tool(config: &Path) -> (Duration, u64) {
+    let started = Instant::now();
+    let out = Command::new("/usr/bin/time")
+        .args(["-f", "%M"])
+        .arg(env!("CARGO_BIN_EXE_checkallsslcerts"))
+        .args(["--dry-run", "--json", "--config"])
+        .arg(config)
+        .output()
+        .expect("run the binary under /usr/bin/time");
+    let elapsed = started.elapsed();
+    let rss =
+        String::from_utf8_lossy(&out.stderr).lines().last().and_then(|l| l.trim().parse().ok()).unwrap_or(0);
+    assert!(
+        out.stdout.starts_with(b"{"),
+        "the run printed no report: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (elapsed, rss)
+}
+
+/// The floor: read, parse and verify every certificate (and read + parse every key) on all
+/// cores with the plain openssl crate, nothing else.
+fn floor(root: &Path, n: usize) -> Duration {
+    let started = Instant::now();
+    let root_cert = X509::from_pem(&std::fs::read(root.join("root.pem")).expect("root")).expect("root");
+    let mut store = X509StoreBuilder::new().expect("store");
+    store.add_cert(root_cert).expect("add");
+    let store = store.build();
+    let ok: usize = (0..n)
+        .into_par_iter()
+        .map(|i| {
+            let dir = root.join(format!("s{i:05}"));
+            let certs =
+                X509::stack_from_pem(&std::fs::read(dir.join("cert.pem")).expect("cert")).expect("pem");
+            let key =
+                PKey::private_key_from_pem(&std::fs::read(dir.join("key.pem")).expect("key")).expect("key");
+            let mut chain = Stack::new().expect("stack");
+            for c in &certs[1..] {
+                chain.push(c.clone()).expect("push");
+            }
+            let mut ctx = X509StoreContext::new().expect("ctx");
+            let verified = ctx.init(&store, &certs[0], &chain, |c| c.verify_cert()).unwrap_or(false);
+            usize::from(verified && certs[0].public_key().expect("pk").public_eq(&key))
+        })
+        .sum();
+    assert!(ok > 0);
+    started.elapsed()
+}
+
+fn main() {
+    let sizes: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let sizes = if sizes.is_empty() { vec![1_000, 10_000] } else { sizes };
+    let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench");
+    println!(
+        "| services | checkallsslcerts --dry-run (median of 3) | peak RSS | openssl floor (median of 3) | ratio |"
+    );
+    println!("|---|---|---|---|---|");
+    for n in sizes {
+        let root = target.join(format!("corpus-{n}"));
+        let config = corpus(&root, n);
+        let _ = run_tool(&config); // warm the page cache and the policy cache
+        let runs: Vec<(Duration, u64)> = (0..3).map(|_| run_tool(&config)).collect();
+        let tool = median(runs.iter().map(|r| r.0).collect());
+        let rss = runs.iter().map(|r| r.1).max().unwrap_or(0);
+        let floor = median((0..3).map(|_| floor(&root, n)).collect());
+        println!(
+            "| {n} | {:.3} s | {:.0} MB | {:.3} s | {:.2}× |",
+            tool.as_secs_f64(),
+            rss as f64 / 1024.0,
+            floor.as_secs_f64(),
+            tool.as_secs_f64() / floor.as_secs_f64()
+        );
+    }
+}

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The test command: formatting, lints, every test (unit, conformance, integration with real
+# services on loopback). Installs what it needs first. What CI runs (.ci/run).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/setup.sh --test
+
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --features checkallsslcerts/failpoints -- -D warnings
+# The failpoints feature lets the crash-recovery tests kill a real run at each install step; it
+# is compiled out of normal builds.
+cargo nextest run --workspace --features checkallsslcerts/failpoints --no-fail-fast
