@@ -9,9 +9,10 @@
 # validated, none reuses an earlier authorisation) and PEBBLE_WFE_NONCEREJECT=0 (no random
 # badNonce, which would add noise to every client alike).
 #
-# For checkallsslcerts a timed run is the whole tool: config, facts, policy, the order, the
-# checks of the issued chain, the journalled install; before each run the service gets a
-# self-signed certificate again (so the policy asks for a replacement).
+# For checkallsslcerts a timed run is the whole tool: config, facts (including the hostname's
+# DNS and CAA lookups, asked of Pebble's DNS server), policy, the order, the checks of the issued
+# chain, the journalled install; before each run the service gets a self-signed certificate
+# again (so the policy asks for a replacement).
 #
 # Usage: bench/acme-issuance.sh [RUNS]   (default 10; needs pebble, certbot, lego, hyperfine,
 # curl, openssl, python3; run from the repository)
@@ -73,7 +74,11 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$W
     -out "$WORK/cas/self.pem" -days 30 -subj "/CN=$HOST" -addext "subjectAltName=DNS:$HOST" 2>/dev/null
 cat >"$WORK/cas/config.toml" <<EOF
 hostname = "$HOST"
+main-ips = ["127.0.0.1"]
 state-dir = "$WORK/cas/state"
+[network]
+# Pebble's DNS (every name is 127.0.0.1): the hostname and CAA checks run for real, on loopback.
+dns-servers = ["127.0.0.1:$DNS"]
 [trust]
 extra-roots = ["$WORK/root.pem"]
 [mail]
@@ -110,3 +115,10 @@ hyperfine --runs "$RUNS" --warmup 1 --export-markdown "$WORK/result.md" \
     --prepare "true" -n "certbot $(certbot --version 2>&1 | cut -d' ' -f2)" "$CB" \
     --prepare "true" -n "lego" "$LEGO"
 cat "$WORK/result.md"
+
+# Every timed run must have issued a certificate (hyperfine already fails on a non-zero exit).
+expected=$((RUNS + 2))   # + the account run + the warmup
+issued=$(grep -c '"event":"issued"' "$WORK/cas/state/acme/history.jsonl")
+certbot_certs=$(ls "$WORK/certbot/cfg/archive/$HOST"/cert*.pem | wc -l)
+echo "issued: checkallsslcerts $issued, certbot $certbot_certs (expected $expected each)"
+[ "$issued" -eq "$expected" ] && [ "$certbot_certs" -eq "$expected" ] || { echo "a run did not issue" >&2; exit 1; }

@@ -1,0 +1,525 @@
+//! Ordering replacement certificates from an ACME CA (RFC 8555): the step between the plan and
+//! the installs.
+//!
+//! * [`facts`] tells the policy what the host knows about its CA (`host-facts.acme`): the
+//!   directory, the pending order, and when the next new order may be opened.
+//! * [`order`](fn@order) runs once per run when the plan says `order-hostname-certificate`: one
+//!   order for the hostname plus `acme.extra-names` plus every service's `names`, shared by all
+//!   services the plan marks `replace` / `replace-or-placeholder`. It resumes a pending order
+//!   instead of opening another, respects the back-off and the daily cap ([`state::Limits`]),
+//!   checks the issued certificate before handing it over ([`order::verify_issued`]), keeps
+//!   it (and every earlier one) under `<state-dir>/acme/issued/`, and with `--allow-retry`
+//!   queues one re-check in `at` when the CA is still processing ([`retry`]).
+//!
+//! The protocol is `instant-acme`; its HTTP is `reqwest` with OpenSSL ([`client`]); async code
+//! runs on a current-thread tokio runtime that lives only for this step. A dry run never gets
+//! here. Nothing outside `<state-dir>/acme/` (and the webroot / DNS hook while a challenge is
+//! answered) is touched by this step: installing is the pipeline's job.
+
+pub mod challenge;
+pub mod client;
+pub mod errors;
+pub mod order;
+pub mod retry;
+pub mod state;
+
+use std::path::PathBuf;
+
+use crate::actions::placeholder::Material;
+use crate::config::Config;
+use crate::config::acme::AcmeConfig;
+use crate::facts::model::{AcmeFacts, PendingOrder};
+use crate::plan::model::{Level, Notice};
+
+pub use errors::{AcmeError, ProblemDocument};
+use state::{HistoryEvent, IssuedRecord, StateDir};
+
+pub(crate) fn unix_now() -> i64 {
+    crate::pipeline::unix_now()
+}
+
+/// How the ACME step was asked to behave.
+#[derive(Debug, Clone, Default)]
+pub struct StepOptions {
+    /// `--allow-retry`: queue a re-check in an hour if the order is still pending.
+    pub allow_retry: bool,
+    /// `--no-retry`: never queue a re-check.
+    pub no_retry: bool,
+    /// The configuration file, for the re-check's command line.
+    pub config_path: PathBuf,
+}
+
+/// What the ACME step came to.
+#[derive(Debug)]
+pub enum Outcome {
+    /// A certificate was issued and passed the checks.
+    Issued {
+        material: Material,
+        /// Where it is kept (`<state-dir>/acme/issued/...`).
+        stored: PathBuf,
+        order_url: String,
+        names: Vec<String>,
+        not_after: i64,
+    },
+    /// The CA is still processing; the order is saved and resumed by the next run.
+    Pending { order_url: String, status: String, reason: String },
+    /// No order was attempted (back-off, daily cap); the CA was not contacted.
+    NotOrdered { reason: String },
+    /// The order failed; nothing was installed.
+    Failed { error: AcmeError },
+}
+
+/// The outcome and the messages for the admin.
+#[derive(Debug)]
+pub struct StepReport {
+    pub outcome: Outcome,
+    pub notices: Vec<Notice>,
+}
+
+impl StepReport {
+    /// A one-line description of the outcome for the services' actions.
+    pub fn summary(&self) -> String {
+        match &self.outcome {
+            Outcome::Issued { order_url, .. } => format!("issued by order {order_url}"),
+            Outcome::Pending { order_url, reason, .. } => {
+                format!("the order {order_url} is still pending ({reason})")
+            }
+            Outcome::NotOrdered { reason } => format!("no order was opened: {reason}"),
+            Outcome::Failed { error } => format!("the order failed: {error}"),
+        }
+    }
+}
+
+fn notice(level: Level, message: String) -> Notice {
+    Notice { level, service: None, message }
+}
+
+/// The names one order is for: the hostname, then `acme.extra-names`, then every service's
+/// `names`, lower case, without duplicates or IP addresses (ACME DNS identifiers only).
+pub fn order_names(config: &Config, acme: &AcmeConfig) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    let candidates = std::iter::once(&config.hostname)
+        .chain(&acme.extra_names)
+        .chain(config.services.iter().flat_map(|s| &s.names));
+    for name in candidates {
+        let name = name.trim().trim_end_matches('.').to_ascii_lowercase();
+        if name.is_empty() || name.parse::<std::net::IpAddr>().is_ok() || names.contains(&name) {
+            continue;
+        }
+        names.push(name);
+    }
+    names
+}
+
+/// What the back-off is about: the CA, the account binding, the names, the challenge and the
+/// key (a hash; see [`state::Limits::backoff_setup`]).
+pub fn setup_fingerprint(acme: &AcmeConfig, names: &[String]) -> String {
+    let text = format!(
+        "{}|{:?}|{:?}|{:?}|{:?}",
+        acme.directory_url,
+        acme.eab.as_ref().map(|e| &e.key_id),
+        names,
+        acme.challenge,
+        acme.key
+    );
+    hex::encode(&openssl::sha::sha256(text.as_bytes())[..8])
+}
+
+/// `host-facts.acme`: `None` without `[acme]`. Reads the state directory only (never the CA),
+/// so it is the same in a dry run. Problems reading the state become notices.
+pub fn facts(config: &Config, now: i64) -> (Option<AcmeFacts>, Vec<String>) {
+    let Some(acme) = &config.acme else {
+        return (None, Vec::new());
+    };
+    let mut notices = Vec::new();
+    let state = StateDir::at(&config.state_dir);
+    let pending = match state.pending() {
+        Ok(p) => p.filter(|p| p.directory_url == acme.directory_url),
+        Err(e) => {
+            notices.push(format!("the pending order cannot be read: {e}"));
+            None
+        }
+    };
+    let names = order_names(config, acme);
+    let next_order_not_before = match state.limits() {
+        Ok(limits) => limits
+            .blocked(&names, &setup_fingerprint(acme, &names), now, acme.max_orders_per_day)
+            .map(|b| b.until()),
+        Err(e) => {
+            notices.push(format!("the order limits cannot be read: {e}"));
+            None
+        }
+    };
+    let facts = AcmeFacts {
+        directory_url: acme.directory_url.clone(),
+        pending_order: pending.map(|p| PendingOrder {
+            url: p.url,
+            created: p.created,
+            names: p.names,
+            status: p.status,
+        }),
+        next_order_not_before,
+    };
+    (Some(facts), notices)
+}
+
+/// What a dry run says instead of ordering.
+pub fn planned(config: &Config, now: i64) -> StepReport {
+    let Some(acme) = &config.acme else {
+        return StepReport {
+            outcome: Outcome::NotOrdered { reason: "no certificate authority is configured".into() },
+            notices: Vec::new(),
+        };
+    };
+    let names = order_names(config, acme);
+    let (facts, _) = facts(config, now);
+    let facts = facts.unwrap_or(AcmeFacts {
+        directory_url: acme.directory_url.clone(),
+        pending_order: None,
+        next_order_not_before: None,
+    });
+    let reason = match (&facts.pending_order, facts.next_order_not_before) {
+        (Some(p), _) => {
+            format!("dry run: would resume the pending order {} at {}", p.url, acme.directory_url)
+        }
+        (None, Some(until)) => {
+            format!("dry run: no new order before {} (back-off or daily cap)", state::utc_text(until))
+        }
+        (None, None) => format!(
+            "dry run: would order a certificate for {} from {} ({} challenge)",
+            names.join(", "),
+            acme.directory_url,
+            acme.challenge.name()
+        ),
+    };
+    StepReport {
+        outcome: Outcome::NotOrdered { reason: reason.clone() },
+        notices: vec![notice(Level::Info, reason)],
+    }
+}
+
+/// Runs the ACME step (see the module documentation). Never panics on a CA's answer; every
+/// failure is an [`Outcome::Failed`] with the CA's problem document where there is one.
+pub fn order(config: &Config, options: &StepOptions, now: i64) -> StepReport {
+    let Some(acme) = &config.acme else {
+        return StepReport {
+            outcome: Outcome::NotOrdered { reason: "no certificate authority is configured".into() },
+            notices: Vec::new(),
+        };
+    };
+    let mut notices = Vec::new();
+    let failed = |error: AcmeError, mut notices: Vec<Notice>| {
+        notices.push(notice(Level::Error, format!("No certificate was issued: {error}")));
+        StepReport { outcome: Outcome::Failed { error }, notices }
+    };
+    let state = match StateDir::open(&config.state_dir) {
+        Ok(s) => s,
+        Err(e) => return failed(e, notices),
+    };
+    let names = order_names(config, acme);
+
+    let mut pending = match state.pending() {
+        Ok(p) => p,
+        Err(e) => return failed(e, notices),
+    };
+    if let Some(p) = &pending {
+        let mut theirs = p.names.clone();
+        let mut ours = names.clone();
+        theirs.sort();
+        ours.sort();
+        let why = if p.directory_url != acme.directory_url {
+            Some(format!("it was opened at another CA ({})", p.directory_url))
+        } else if theirs != ours {
+            Some(format!("it is for {:?}, the configuration now asks for {:?}", p.names, names))
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            for w in challenge::cleanup(&p.artifacts, &acme.challenge) {
+                notices.push(notice(Level::Warning, w));
+            }
+            if let Err(e) = state.clear_pending() {
+                return failed(e, notices);
+            }
+            let mut event = HistoryEvent::new("order-abandoned", now);
+            event.order_url = Some(p.url.clone());
+            event.detail = Some(why.clone());
+            let _ = state.log(&event);
+            notices
+                .push(notice(Level::Warning, format!("The pending order {} was abandoned: {why}.", p.url)));
+            pending = None;
+        }
+    }
+
+    if pending.is_none() {
+        match state.limits() {
+            Ok(limits) => {
+                let setup = setup_fingerprint(acme, &names);
+                if let Some(blocked) = limits.blocked(&names, &setup, now, acme.max_orders_per_day) {
+                    let reason = blocked.to_string();
+                    notices.push(notice(
+                        Level::Warning,
+                        format!("No certificate was ordered from {}: {reason}.", acme.directory_url),
+                    ));
+                    return StepReport { outcome: Outcome::NotOrdered { reason }, notices };
+                }
+            }
+            Err(e) => return failed(e, notices),
+        }
+    }
+
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            return failed(
+                AcmeError::Protocol { step: "start the ACME client", reason: e.to_string() },
+                notices,
+            );
+        }
+    };
+    let ctx = order::Ctx { acme, names: &names, state: &state, now };
+    let driven = runtime.block_on(order::drive(&ctx, pending));
+    // Closes the challenge listener and every connection for good.
+    drop(runtime);
+
+    let report = match driven {
+        Ok(order::Progress::Issued { chain_pem, key_pem, order_url, account, .. }) => finish_issued(
+            config, acme, &state, &names, chain_pem, key_pem, &order_url, &account, now, notices,
+        ),
+        Ok(order::Progress::Pending { order_url, status, reason, resumed }) => {
+            let mut event = HistoryEvent::new("order-pending", now);
+            event.order_url = Some(order_url.clone());
+            event.detail = Some(reason.clone());
+            let _ = state.log(&event);
+            notices.push(notice(
+                Level::Warning,
+                format!(
+                    "The certificate order {order_url} ({}) is still {status}: {reason}. The next run resumes it.",
+                    if resumed { "resumed" } else { "new" }
+                ),
+            ));
+            if options.allow_retry && !options.no_retry {
+                match retry::schedule(&state, &options.config_path, now) {
+                    Ok(retry::Scheduled::New(r, warning)) => {
+                        notices.push(notice(
+                            Level::Info,
+                            format!(
+                                "A re-check runs at {} ({} job {}: {}).",
+                                state::utc_text(r.runs_at),
+                                r.scheduler,
+                                r.id,
+                                r.command.join(" ")
+                            ),
+                        ));
+                        if let Some(warning) = warning {
+                            notices.push(notice(Level::Warning, format!("--allow-retry: {warning}")));
+                        }
+                    }
+                    Ok(retry::Scheduled::Existing(r)) => notices.push(notice(
+                        Level::Info,
+                        format!(
+                            "A re-check is already queued ({} job {}); none was added.",
+                            r.scheduler, r.id
+                        ),
+                    )),
+                    Err(e) => notices.push(notice(Level::Warning, format!("--allow-retry: {e}"))),
+                }
+            }
+            return StepReport { outcome: Outcome::Pending { order_url, status, reason }, notices };
+        }
+        Err(error) => {
+            let still = state.pending().ok().flatten();
+            let order_is_dead = matches!(error, AcmeError::Refused { .. } | AcmeError::OrderInvalid { .. });
+            if let Some(p) = still.as_ref().filter(|_| order_is_dead) {
+                for w in challenge::cleanup(&p.artifacts, &acme.challenge) {
+                    notices.push(notice(Level::Warning, w));
+                }
+                let _ = state.clear_pending();
+            }
+            if error.counts_as_failed_order() {
+                match state.limits() {
+                    Ok(mut limits) => {
+                        limits.failed(&error.to_string(), &setup_fingerprint(acme, &names), now);
+                        let _ = state.save_limits(&limits);
+                    }
+                    Err(e) => notices.push(notice(Level::Warning, e.to_string())),
+                }
+            }
+            let mut event = HistoryEvent::new("order-failed", now);
+            event.directory_url = Some(acme.directory_url.clone());
+            event.order_url = still.map(|p| p.url);
+            event.names = names.clone();
+            event.detail = Some(error.to_string());
+            event.problem = error.problem().cloned();
+            let _ = state.log(&event);
+            failed(error, notices)
+        }
+    };
+    // The order is over (issued or failed): a queued re-check has nothing left to do.
+    let mut report = report;
+    if let Some(message) = retry::cancel(&state, now) {
+        report.notices.push(notice(Level::Info, message));
+    }
+    report
+}
+
+#[allow(clippy::too_many_arguments)]
+fn finish_issued(
+    config: &Config,
+    acme: &AcmeConfig,
+    state: &StateDir,
+    names: &[String],
+    chain_pem: String,
+    key_pem: zeroize::Zeroizing<Vec<u8>>,
+    order_url: &str,
+    account: &str,
+    now: i64,
+    mut notices: Vec<Notice>,
+) -> StepReport {
+    let pending = state.pending().ok().flatten();
+    let material = match order::material_from(&chain_pem, key_pem) {
+        Ok(m) => m,
+        Err(reason) => {
+            let _ = state.clear_pending();
+            let error = AcmeError::Protocol { step: "download the certificate", reason };
+            notices.push(notice(Level::Error, format!("No certificate was issued: {error}")));
+            return StepReport { outcome: Outcome::Failed { error }, notices };
+        }
+    };
+    // Checked at the current time: the certificate may be younger than this run.
+    let check = order::verify_issued(&material, names, &config.trust, &acme.issuer_roots, unix_now());
+    let leaf_facts = openssl::x509::X509::from_pem(&material.certificate_pem).ok().and_then(|leaf| {
+        let der = leaf.to_der().ok()?;
+        Some(crate::facts::certificate_facts(&leaf, &der))
+    });
+    let record = IssuedRecord {
+        directory_url: acme.directory_url.clone(),
+        account: account.to_owned(),
+        order_url: order_url.to_owned(),
+        names: names.to_vec(),
+        issued_at: now,
+        not_after: leaf_facts.as_ref().map_or(0, |f| f.not_after),
+        sha256_fingerprint: leaf_facts.map(|f| f.sha256_fingerprint).unwrap_or_default(),
+        accepted: check.is_ok(),
+        rejected_because: check.as_ref().err().cloned(),
+    };
+    let stored = match state.store_issued(&material, &record, now) {
+        Ok(dir) => dir,
+        Err(error) => {
+            notices.push(notice(Level::Error, format!("No certificate was issued: {error}")));
+            return StepReport { outcome: Outcome::Failed { error }, notices };
+        }
+    };
+    if let Some(p) = &pending {
+        for w in challenge::cleanup(&p.artifacts, &acme.challenge) {
+            notices.push(notice(Level::Warning, w));
+        }
+    }
+    let _ = state.clear_pending();
+    let mut limits = state.limits().unwrap_or_default();
+    let mut event = HistoryEvent::new("issued", now);
+    event.order_url = Some(order_url.to_owned());
+    event.account = Some(account.to_owned());
+    event.names = names.to_vec();
+    event.stored = Some(stored.clone());
+    match check {
+        Ok(issued) => {
+            limits.succeeded();
+            let _ = state.save_limits(&limits);
+            let _ = state.log(&event);
+            notices.push(notice(
+                Level::Info,
+                format!(
+                    "{} issued a certificate for {} valid until {} (order {order_url}); kept in {}.",
+                    acme.directory_url,
+                    names.join(", "),
+                    state::utc_text(issued.not_after),
+                    stored.display()
+                ),
+            ));
+            StepReport {
+                outcome: Outcome::Issued {
+                    material,
+                    stored,
+                    order_url: order_url.to_owned(),
+                    names: names.to_vec(),
+                    not_after: issued.not_after,
+                },
+                notices,
+            }
+        }
+        Err(reason) => {
+            limits.failed(&reason, &setup_fingerprint(acme, names), now);
+            let _ = state.save_limits(&limits);
+            event.event = "verification-failed".into();
+            event.detail = Some(reason.clone());
+            let _ = state.log(&event);
+            let error = AcmeError::Verification { reason, kept: stored };
+            notices.push(notice(Level::Error, format!("No certificate was installed: {error}")));
+            StepReport { outcome: Outcome::Failed { error }, notices }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn order_names_are_the_hostname_extra_names_and_service_names_once() {
+        let config = crate::config::from_str(
+            "hostname = \"Host.Example.com\"\nstate-dir = \"/tmp/x\"\n[acme]\nextra-names = [\"www.example.com\"]\n\
+             [[service]]\nname = \"a\"\ncertificate = \"/a.pem\"\nkey = \"/a.key\"\nnames = [\"mail.example.com\", \"www.example.com\", \"192.0.2.1\"]\n",
+            Path::new("/etc/c.toml"),
+        )
+        .expect("config");
+        let acme = config.acme.as_ref().expect("acme");
+        assert_eq!(
+            order_names(&config, acme),
+            vec!["host.example.com", "www.example.com", "mail.example.com"]
+        );
+    }
+
+    #[test]
+    fn facts_read_the_pending_order_and_back_off_without_creating_anything() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let text = format!(
+            "hostname = \"host.example.com\"\nstate-dir = \"{}\"\n[acme]\ndirectory = \"https://ca.example.com/dir\"\n",
+            tmp.path().join("state").display()
+        );
+        let config = crate::config::from_str(&text, Path::new("/etc/c.toml")).expect("config");
+        let (first, notices) = super::facts(&config, 1_000);
+        assert!(notices.is_empty(), "{notices:?}");
+        let first = first.expect("acme facts");
+        assert_eq!(first.directory_url, "https://ca.example.com/dir");
+        assert_eq!((first.pending_order, first.next_order_not_before), (None, None));
+        assert!(!tmp.path().join("state").exists(), "reading facts creates nothing");
+
+        let state = StateDir::open(&config.state_dir).expect("open");
+        state
+            .save_pending(&state::PendingState {
+                directory_url: "https://ca.example.com/dir".into(),
+                account: "https://ca.example.com/acct/1".into(),
+                url: "https://ca.example.com/order/7".into(),
+                created: 900,
+                names: vec!["host.example.com".into()],
+                status: "processing".into(),
+                checked: 950,
+                key_sent: true,
+                artifacts: Vec::new(),
+            })
+            .expect("save");
+        let mut limits = state::Limits::default();
+        let acme = config.acme.as_ref().expect("acme");
+        limits.failed("rate limited", &setup_fingerprint(acme, &order_names(&config, acme)), 1_000);
+        state.save_limits(&limits).expect("limits");
+        let second = super::facts(&config, 1_000).0.expect("acme facts");
+        let pending = second.pending_order.expect("pending");
+        assert_eq!(
+            (pending.url.as_str(), pending.status.as_str(), pending.created),
+            ("https://ca.example.com/order/7", "processing", 900)
+        );
+        assert_eq!(second.next_order_not_before, Some(1_000 + 3600));
+    }
+}

@@ -1,0 +1,635 @@
+//! What the ACME step remembers between runs, under `<state-dir>/acme/` (directories `0700`,
+//! every file `0600` except the issued certificates themselves):
+//!
+//! ```text
+//! accounts/<sha256(directory)[..16]>.json  the account: its URL and private key (per CA)
+//! pending.json                            an order the CA is still processing, resumed next run
+//! pending-key.pem                         the private key of that order's CSR, once finalized
+//! limits.json                             orders opened (daily cap) and the failure back-off
+//! retry.json                              the scheduled re-check (`at` job id), if any
+//! history.jsonl                           one JSON line per event, never truncated
+//! issued/<YYYYmmddTHHMMSSZ>-<n>/          every certificate issued, never deleted:
+//!     certificate.pem  chain.pem  key.pem  order.json
+//! ```
+//!
+//! Every file is replaced atomically (temporary file, fsync, rename, fsync of the directory),
+//! and a key is created `0600` before any byte is written.
+
+use std::fs::{self, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use super::errors::{AcmeError, ProblemDocument};
+use crate::actions::placeholder::Material;
+use crate::actions::{create_private_dir, fsync_dir, utc_stamp};
+
+/// The subdirectory of the state directory.
+pub const ACME_DIR: &str = "acme";
+/// One hour: the first back-off after a failed order.
+pub const FIRST_BACKOFF_SECS: i64 = 3600;
+/// The longest back-off (doubling stops here).
+pub const MAX_BACKOFF_SECS: i64 = 86_400;
+/// The window of the daily order cap.
+pub const DAY_SECS: i64 = 86_400;
+/// The largest state file read (they are all small).
+const MAX_STATE_FILE: u64 = 1024 * 1024;
+
+/// The ACME part of the state directory.
+#[derive(Debug, Clone)]
+pub struct StateDir {
+    dir: PathBuf,
+}
+
+/// An order opened in an earlier run that the CA has not finished.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct PendingState {
+    /// The CA's directory URL (an order is only resumed at the same CA).
+    pub directory_url: String,
+    /// The account that opened it.
+    pub account: String,
+    /// The order's URL.
+    pub url: String,
+    /// When it was opened.
+    pub created: i64,
+    /// Its names, as ordered.
+    pub names: Vec<String>,
+    /// Its last known status.
+    pub status: String,
+    /// When its status was last seen.
+    #[serde(default)]
+    pub checked: i64,
+    /// Whether `pending-key.pem` holds the key of a CSR already sent.
+    #[serde(default)]
+    pub key_sent: bool,
+    /// Challenge responses left in place for the CA (webroot files, DNS records), removed when
+    /// the order ends.
+    #[serde(default)]
+    pub artifacts: Vec<Artifact>,
+}
+
+/// A challenge response left in place while an order is pending.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Artifact {
+    /// A token file under a webroot, and the directories created for it (deepest first).
+    WebrootFile { path: PathBuf, created_dirs: Vec<PathBuf> },
+    /// A TXT record published by the DNS hook.
+    DnsRecord { domain: String, value: String },
+}
+
+/// One order opened, for the daily cap.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct OpenedOrder {
+    pub at: i64,
+    pub url: String,
+    pub names: Vec<String>,
+}
+
+/// The daily cap's record and the back-off.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", default)]
+pub struct Limits {
+    /// Orders opened in the last day (older entries are dropped when saved).
+    pub orders: Vec<OpenedOrder>,
+    /// Failed orders since the last success.
+    pub consecutive_failures: u32,
+    /// No new order before this time (back-off).
+    pub backoff_until: Option<i64>,
+    /// The last failure, for the admin.
+    pub last_failure: Option<String>,
+    /// The setup (CA, account binding, names, challenge, key) the back-off is about: a changed
+    /// configuration is not held back by the failures of the old one.
+    pub backoff_setup: Option<String>,
+}
+
+/// Why no new order may be opened now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Blocked {
+    /// Failed orders back off: no new order before `until`.
+    Backoff { until: i64, failures: u32, last_failure: Option<String> },
+    /// `max` orders were opened in the last 24 hours: the next one after `until`.
+    DailyCap { until: i64, max: u32 },
+}
+
+impl Blocked {
+    /// The earliest time a new order may be opened.
+    pub fn until(&self) -> i64 {
+        match self {
+            Blocked::Backoff { until, .. } | Blocked::DailyCap { until, .. } => *until,
+        }
+    }
+}
+
+impl std::fmt::Display for Blocked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Blocked::Backoff { until, failures, last_failure } => {
+                write!(
+                    f,
+                    "{failures} order(s) failed in a row, so no new order is opened before {} (back-off)",
+                    utc_text(*until)
+                )?;
+                if let Some(last) = last_failure {
+                    write!(f, "; the last failure: {last}")?;
+                }
+                Ok(())
+            }
+            Blocked::DailyCap { until, max } => write!(
+                f,
+                "{max} order(s) were opened in the last 24 hours (acme.max-orders-per-day = {max}), so the next \
+                 may be opened after {}",
+                utc_text(*until)
+            ),
+        }
+    }
+}
+
+/// `YYYY-mm-dd HH:MM:SS UTC`.
+pub fn utc_text(unix: i64) -> String {
+    let s = utc_stamp(unix);
+    format!("{}-{}-{} {}:{}:{} UTC", &s[0..4], &s[4..6], &s[6..8], &s[9..11], &s[11..13], &s[13..15])
+}
+
+impl Limits {
+    /// Whether a new order for `names` with `setup` (see [`Limits::backoff_setup`]) may be opened
+    /// at `now`.
+    pub fn blocked(&self, names: &[String], setup: &str, now: i64, max_per_day: u32) -> Option<Blocked> {
+        let same_setup = self.backoff_setup.as_deref().is_none_or(|s| s == setup);
+        let backoff =
+            self.backoff_until.filter(|until| *until > now && same_setup).map(|until| Blocked::Backoff {
+                until,
+                failures: self.consecutive_failures,
+                last_failure: self.last_failure.clone(),
+            });
+        let recent: Vec<i64> = self
+            .orders
+            .iter()
+            .filter(|o| o.at > now - DAY_SECS && o.names.iter().any(|n| names.contains(n)))
+            .map(|o| o.at)
+            .collect();
+        let cap = (recent.len() >= max_per_day as usize).then(|| {
+            let mut times = recent.clone();
+            times.sort_unstable();
+            // The order that must leave the window before another fits in it.
+            let index = times.len() - max_per_day as usize;
+            Blocked::DailyCap { until: times[index] + DAY_SECS, max: max_per_day }
+        });
+        match (backoff, cap) {
+            (Some(b), Some(c)) => Some(if c.until() > b.until() { c } else { b }),
+            (b, c) => b.or(c),
+        }
+    }
+
+    /// Records a newly opened order.
+    pub fn opened(&mut self, url: &str, names: &[String], now: i64) {
+        self.orders.retain(|o| o.at > now - DAY_SECS);
+        self.orders.push(OpenedOrder { at: now, url: url.to_owned(), names: names.to_vec() });
+    }
+
+    /// Records a failed order with `setup`: the back-off doubles from an hour, up to a day
+    /// (and starts again from an hour for a new setup).
+    pub fn failed(&mut self, reason: &str, setup: &str, now: i64) {
+        if self.backoff_setup.as_deref() != Some(setup) {
+            self.consecutive_failures = 0;
+        }
+        self.backoff_setup = Some(setup.to_owned());
+        self.consecutive_failures = self.consecutive_failures.saturating_add(1);
+        let exponent = self.consecutive_failures.saturating_sub(1).min(16);
+        let delay = FIRST_BACKOFF_SECS.saturating_mul(1_i64 << exponent).min(MAX_BACKOFF_SECS);
+        self.backoff_until = Some(now.saturating_add(delay));
+        self.last_failure = Some(reason.chars().take(2000).collect());
+    }
+
+    /// Records a success: the back-off ends.
+    pub fn succeeded(&mut self) {
+        self.consecutive_failures = 0;
+        self.backoff_until = None;
+        self.last_failure = None;
+        self.backoff_setup = None;
+    }
+}
+
+/// The scheduled re-check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct RetryRecord {
+    /// "at" or "systemd-run".
+    pub scheduler: String,
+    /// The `at` job number or the systemd unit name.
+    pub id: String,
+    /// When it was scheduled.
+    pub scheduled: i64,
+    /// When it runs.
+    pub runs_at: i64,
+    /// The command it runs.
+    pub command: Vec<String>,
+}
+
+/// One line of `history.jsonl`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct HistoryEvent {
+    pub at: i64,
+    /// "account-created", "order-opened", "order-resumed", "order-pending", "issued",
+    /// "order-failed", "order-abandoned", "verification-failed", "retry-scheduled",
+    /// "retry-removed".
+    pub event: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub directory_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub names: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problem: Option<ProblemDocument>,
+    /// For "issued": where the certificate is kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stored: Option<PathBuf>,
+}
+
+impl HistoryEvent {
+    /// An event with only its name and time.
+    pub fn new(event: &str, at: i64) -> HistoryEvent {
+        HistoryEvent {
+            at,
+            event: event.to_owned(),
+            directory_url: None,
+            account: None,
+            order_url: None,
+            names: Vec::new(),
+            detail: None,
+            problem: None,
+            stored: None,
+        }
+    }
+}
+
+/// What `issued/<dir>/order.json` says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct IssuedRecord {
+    pub directory_url: String,
+    pub account: String,
+    pub order_url: String,
+    pub names: Vec<String>,
+    pub issued_at: i64,
+    pub not_after: i64,
+    pub sha256_fingerprint: String,
+    /// Whether it passed the checks and was handed to the services.
+    pub accepted: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rejected_because: Option<String>,
+}
+
+fn err(path: &Path, what: &str, e: impl std::fmt::Display) -> AcmeError {
+    AcmeError::State { path: path.to_owned(), reason: format!("cannot {what}: {e}") }
+}
+
+impl StateDir {
+    /// `<state_dir>/acme`, created `0700` if missing.
+    pub fn open(state_dir: &Path) -> Result<StateDir, AcmeError> {
+        let dir = state_dir.join(ACME_DIR);
+        create_private_dir(&dir, true).map_err(|(p, e)| err(&p, "create the directory", e))?;
+        Ok(StateDir { dir })
+    }
+
+    /// `<state_dir>/acme`, not created (for reading facts in a dry run).
+    pub fn at(state_dir: &Path) -> StateDir {
+        StateDir { dir: state_dir.join(ACME_DIR) }
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    fn file(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    /// Reads a JSON file; `Ok(None)` if it does not exist.
+    fn read_json<T: DeserializeOwned>(&self, path: &Path) -> Result<Option<T>, AcmeError> {
+        match crate::facts::read_bounded(path, MAX_STATE_FILE) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| err(path, "parse the JSON", e)),
+            Err(crate::facts::read::ReadError::Missing(_)) => Ok(None),
+            Err(e) => Err(AcmeError::State { path: path.to_owned(), reason: super::client::read_error(e) }),
+        }
+    }
+
+    fn write_json<T: Serialize>(&self, path: &Path, value: &T) -> Result<(), AcmeError> {
+        let mut bytes = Zeroizing::new(serde_json::to_vec_pretty(value).map_err(|e| err(path, "encode", e))?);
+        bytes.push(b'\n');
+        write_atomic(path, &bytes, 0o600).map_err(|e| err(path, "write", e))
+    }
+
+    fn remove(&self, path: &Path) -> Result<(), AcmeError> {
+        match fs::remove_file(path) {
+            Ok(()) => fsync_dir(&self.dir).map_err(|e| err(&self.dir, "sync", e)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(err(path, "remove", e)),
+        }
+    }
+
+    /// The account file for a CA.
+    pub fn account_path(&self, directory_url: &str) -> PathBuf {
+        let digest = openssl::sha::sha256(directory_url.as_bytes());
+        self.dir.join("accounts").join(format!("{}.json", hex::encode(&digest[..8])))
+    }
+
+    /// The stored account for a CA (its JSON, with the private key).
+    pub fn account(&self, directory_url: &str) -> Result<Option<StoredAccount>, AcmeError> {
+        let path = self.account_path(directory_url);
+        let stored: Option<StoredAccount> = self.read_json(&path)?;
+        Ok(stored.filter(|a| a.directory_url == directory_url))
+    }
+
+    /// Stores the account (`0600`).
+    pub fn save_account(&self, account: &StoredAccount) -> Result<PathBuf, AcmeError> {
+        let path = self.account_path(&account.directory_url);
+        if let Some(parent) = path.parent() {
+            create_private_dir(parent, true).map_err(|(p, e)| err(&p, "create the directory", e))?;
+        }
+        self.write_json(&path, account)?;
+        Ok(path)
+    }
+
+    /// The pending order, if any.
+    pub fn pending(&self) -> Result<Option<PendingState>, AcmeError> {
+        self.read_json(&self.file("pending.json"))
+    }
+
+    /// Saves the pending order.
+    pub fn save_pending(&self, pending: &PendingState) -> Result<(), AcmeError> {
+        self.write_json(&self.file("pending.json"), pending)
+    }
+
+    /// Forgets the pending order and its key.
+    pub fn clear_pending(&self) -> Result<(), AcmeError> {
+        self.remove(&self.file("pending.json"))?;
+        self.remove(&self.file("pending-key.pem"))
+    }
+
+    /// Stores the key of the CSR about to be sent (`0600`, written before the CA sees the CSR).
+    pub fn save_pending_key(&self, key_pem: &[u8]) -> Result<(), AcmeError> {
+        let path = self.file("pending-key.pem");
+        write_atomic(&path, key_pem, 0o600).map_err(|e| err(&path, "write", e))
+    }
+
+    /// The key of the CSR sent for the pending order.
+    pub fn pending_key(&self) -> Result<Zeroizing<Vec<u8>>, AcmeError> {
+        let path = self.file("pending-key.pem");
+        crate::facts::read_bounded(&path, MAX_STATE_FILE)
+            .map_err(|e| AcmeError::State { path: path.clone(), reason: super::client::read_error(e) })
+    }
+
+    /// The order limits.
+    pub fn limits(&self) -> Result<Limits, AcmeError> {
+        Ok(self.read_json(&self.file("limits.json"))?.unwrap_or_default())
+    }
+
+    /// Saves the order limits.
+    pub fn save_limits(&self, limits: &Limits) -> Result<(), AcmeError> {
+        self.write_json(&self.file("limits.json"), limits)
+    }
+
+    /// The scheduled re-check, if one was recorded.
+    pub fn retry(&self) -> Result<Option<RetryRecord>, AcmeError> {
+        self.read_json(&self.file("retry.json"))
+    }
+
+    /// Records the scheduled re-check.
+    pub fn save_retry(&self, record: &RetryRecord) -> Result<(), AcmeError> {
+        self.write_json(&self.file("retry.json"), record)
+    }
+
+    /// Forgets the scheduled re-check.
+    pub fn clear_retry(&self) -> Result<(), AcmeError> {
+        self.remove(&self.file("retry.json"))
+    }
+
+    /// Appends an event to `history.jsonl` (created `0600`).
+    pub fn log(&self, event: &HistoryEvent) -> Result<(), AcmeError> {
+        let path = self.file("history.jsonl");
+        let mut line = serde_json::to_vec(event).map_err(|e| err(&path, "encode", e))?;
+        line.push(b'\n');
+        let mut file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| err(&path, "open", e))?;
+        file.write_all(&line).and_then(|()| file.sync_data()).map_err(|e| err(&path, "append to", e))
+    }
+
+    /// Every event of `history.jsonl` (lines that do not parse are skipped).
+    pub fn history(&self) -> Vec<HistoryEvent> {
+        fs::read_to_string(self.file("history.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    /// Keeps an issued certificate under `issued/<stamp>-<n>/`; never overwrites one.
+    pub fn store_issued(
+        &self,
+        material: &Material,
+        record: &IssuedRecord,
+        now: i64,
+    ) -> Result<PathBuf, AcmeError> {
+        let issued = self.file("issued");
+        create_private_dir(&issued, true).map_err(|(p, e)| err(&p, "create the directory", e))?;
+        let stamp = utc_stamp(now);
+        let dir = (0..1000)
+            .map(|n| issued.join(format!("{stamp}-{n}")))
+            .find(|d| fs::DirBuilder::new().create(d).is_ok())
+            .ok_or_else(|| err(&issued, "create a directory for the certificate", "all names taken"))?;
+        fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .map_err(|e| err(&dir, "chmod", e))?;
+        write_atomic(&dir.join("key.pem"), &material.key_pem, 0o600)
+            .map_err(|e| err(&dir, "write key.pem in", e))?;
+        write_atomic(&dir.join("certificate.pem"), &material.certificate_pem, 0o644)
+            .map_err(|e| err(&dir, "write certificate.pem in", e))?;
+        write_atomic(&dir.join("chain.pem"), &material.chain_pem, 0o644)
+            .map_err(|e| err(&dir, "write chain.pem in", e))?;
+        self.write_json(&dir.join("order.json"), record)?;
+        fsync_dir(&issued).map_err(|e| err(&issued, "sync", e))?;
+        Ok(dir)
+    }
+}
+
+/// The account file's content.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct StoredAccount {
+    pub directory_url: String,
+    /// The account URL (`kid`).
+    pub account_url: String,
+    pub created: i64,
+    #[serde(default)]
+    pub email: Option<String>,
+    /// instant-acme's credentials: the account URL and the PKCS#8 key (base64url).
+    pub credentials: instant_acme::AccountCredentials,
+}
+
+impl std::fmt::Debug for StoredAccount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredAccount")
+            .field("directory_url", &self.directory_url)
+            .field("account_url", &self.account_url)
+            .field("credentials", &"<redacted>")
+            .finish()
+    }
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file in the same directory, created with
+/// `mode` before any byte is written, fsynced, renamed over `path`, directory fsynced.
+pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+    let dir = path.parent().ok_or_else(|| io::Error::other("no parent directory"))?;
+    let name = path.file_name().ok_or_else(|| io::Error::other("no file name"))?;
+    let mut temp_name = std::ffi::OsString::from(".");
+    temp_name.push(name);
+    temp_name.push(format!(".tmp-{}", std::process::id()));
+    let temp = dir.join(temp_name);
+    let _ = fs::remove_file(&temp);
+    let result = (|| {
+        let mut file = OpenOptions::new().write(true).create_new(true).mode(mode).open(&temp)?;
+        // The umask may have narrowed the mode; set it exactly.
+        file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(mode))?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        fs::rename(&temp, path)?;
+        fsync_dir(dir)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&temp);
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::actions::test_support::mode_of;
+
+    const NOW: i64 = 1_750_000_000;
+
+    fn names() -> Vec<String> {
+        vec!["host.example.com".to_string()]
+    }
+
+    #[test]
+    fn backoff_doubles_from_an_hour_up_to_a_day_and_ends_on_success() {
+        let mut limits = Limits::default();
+        assert_eq!(limits.blocked(&names(), "s", NOW, 3), None);
+        let mut expected = Vec::new();
+        for _ in 0..7 {
+            limits.failed("boom", "s", NOW);
+            expected.push(limits.backoff_until.expect("until") - NOW);
+        }
+        assert_eq!(expected, vec![3600, 7200, 14_400, 28_800, 57_600, 86_400, 86_400]);
+        let blocked = limits.blocked(&names(), "s", NOW + 10, 3).expect("blocked");
+        assert!(matches!(blocked, Blocked::Backoff { failures: 7, .. }), "{blocked:?}");
+        assert!(blocked.to_string().contains("the last failure: boom"), "{blocked}");
+        assert_eq!(limits.blocked(&names(), "s", NOW + 86_400, 3), None);
+        // Another setup (the admin changed the configuration) is not held back...
+        assert_eq!(limits.blocked(&names(), "t", NOW + 10, 3), None);
+        // ...and its first failure backs off for an hour again.
+        limits.failed("boom", "t", NOW);
+        assert_eq!(limits.backoff_until, Some(NOW + 3600));
+        limits.succeeded();
+        assert_eq!(limits.blocked(&names(), "t", NOW + 1, 3), None);
+    }
+
+    #[test]
+    fn daily_cap_counts_orders_for_the_same_names_in_the_last_24_hours() {
+        let mut limits = Limits::default();
+        limits.opened("https://ca/o/1", &names(), NOW);
+        limits.opened("https://ca/o/2", &names(), NOW + 100);
+        assert_eq!(limits.blocked(&names(), "s", NOW + 200, 3), None);
+        let blocked = limits.blocked(&names(), "s", NOW + 200, 2).expect("capped");
+        assert_eq!(blocked, Blocked::DailyCap { until: NOW + DAY_SECS, max: 2 });
+        // The cap holds whatever the setup.
+        assert_eq!(limits.blocked(&names(), "t", NOW + 200, 2), Some(blocked));
+        // Other names are not capped by these orders.
+        assert_eq!(limits.blocked(&["other.example.com".to_string()], "s", NOW + 200, 2), None);
+        // A day later the first order has left the window.
+        assert_eq!(limits.blocked(&names(), "s", NOW + DAY_SECS + 1, 2), None);
+        // Old entries are dropped when a new order is recorded.
+        limits.opened("https://ca/o/3", &names(), NOW + 2 * DAY_SECS);
+        assert_eq!(limits.orders.len(), 1);
+    }
+
+    #[test]
+    fn files_are_private_atomic_and_history_appends() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let state = StateDir::open(tmp.path()).expect("open");
+        assert_eq!(mode_of(state.path()), 0o700);
+        assert_eq!(state.pending().expect("read"), None);
+        let pending = PendingState {
+            directory_url: "https://ca/dir".into(),
+            account: "https://ca/acct/1".into(),
+            url: "https://ca/order/1".into(),
+            created: NOW,
+            names: names(),
+            status: "pending".into(),
+            checked: NOW,
+            key_sent: false,
+            artifacts: vec![Artifact::DnsRecord { domain: "host.example.com".into(), value: "v".into() }],
+        };
+        state.save_pending(&pending).expect("save");
+        assert_eq!(mode_of(&state.path().join("pending.json")), 0o600);
+        assert_eq!(state.pending().expect("read"), Some(pending));
+        state.save_pending_key(b"-----BEGIN PRIVATE KEY-----\n").expect("key");
+        assert_eq!(mode_of(&state.path().join("pending-key.pem")), 0o600);
+        state.clear_pending().expect("clear");
+        assert_eq!(state.pending().expect("read"), None);
+        assert!(!state.path().join("pending-key.pem").exists());
+
+        state.log(&HistoryEvent::new("order-opened", NOW)).expect("log");
+        state.log(&HistoryEvent::new("issued", NOW + 1)).expect("log");
+        let events: Vec<String> = state.history().into_iter().map(|e| e.event).collect();
+        assert_eq!(events, vec!["order-opened", "issued"]);
+        assert_eq!(mode_of(&state.path().join("history.jsonl")), 0o600);
+
+        std::fs::write(state.path().join("limits.json"), "{ not json").expect("write");
+        let e = state.limits().expect_err("bad json");
+        assert!(e.to_string().contains("limits.json"), "{e}");
+    }
+
+    #[test]
+    fn issued_certificates_are_never_overwritten() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let state = StateDir::open(tmp.path()).expect("open");
+        let material = crate::actions::test_support::material("host.example.com");
+        let record = IssuedRecord {
+            directory_url: "https://ca/dir".into(),
+            account: "https://ca/acct/1".into(),
+            order_url: "https://ca/order/1".into(),
+            names: names(),
+            issued_at: NOW,
+            not_after: NOW + 90 * 86_400,
+            sha256_fingerprint: "00".into(),
+            accepted: true,
+            rejected_because: None,
+        };
+        let first = state.store_issued(&material, &record, NOW).expect("store");
+        let second = state.store_issued(&material, &record, NOW).expect("store again");
+        assert_ne!(first, second);
+        assert!(first.ends_with("20250615T150640Z-0"), "{}", first.display());
+        assert_eq!(mode_of(&first.join("key.pem")), 0o600);
+        assert_eq!(mode_of(&first.join("certificate.pem")), 0o644);
+        assert_eq!(std::fs::read(first.join("certificate.pem")).expect("read"), material.certificate_pem);
+    }
+}
