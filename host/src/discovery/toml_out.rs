@@ -1,0 +1,158 @@
+//! Discovery's two outputs: the listing of `checkallsslcerts services`, and the configuration
+//! of `services --print-config`.
+
+use std::fmt::Write as _;
+
+use super::{Discovery, Found};
+use crate::config::Layout;
+
+fn quote(s: &str) -> String {
+    toml::Value::String(s.to_string()).to_string()
+}
+
+fn argv(a: &[String]) -> String {
+    format!("[{}]", a.iter().map(|s| quote(s)).collect::<Vec<_>>().join(", "))
+}
+
+/// The listing: each service with its files and where they were named, then what was not
+/// found and what could not be read.
+pub fn listing(discovery: &Discovery) -> String {
+    let mut out = String::new();
+    if discovery.root.as_os_str() != "/" {
+        let _ = writeln!(out, "(reading under the root {})", discovery.root.display());
+    }
+    if discovery.found.is_empty() {
+        let _ = writeln!(out, "No certificate was found in the daemons' configuration.");
+    }
+    for f in &discovery.found {
+        let _ = writeln!(out, "{} ({})", f.name, f.daemon);
+        match f.layout {
+            Layout::Separate => {
+                let _ = writeln!(out, "    certificate: {}", f.certificate.display());
+                if let Some(k) = &f.key {
+                    let _ = writeln!(out, "    key:         {}", k.display());
+                }
+            }
+            Layout::Combined => {
+                let _ = writeln!(
+                    out,
+                    "    combined:    {} (certificate, chain and key)",
+                    f.certificate.display()
+                );
+            }
+        }
+        if let Some(c) = &f.chain {
+            let _ = writeln!(out, "    chain:       {}", c.display());
+        }
+        for o in &f.origins {
+            let _ = writeln!(out, "    from:        {o}");
+        }
+        let _ = writeln!(
+            out,
+            "    reload:      {}",
+            f.reload.as_ref().map(|r| r.join(" ")).unwrap_or_else(|| "(none known)".into())
+        );
+        for e in &f.probe {
+            let sni = e.server_name.as_ref().map(|s| format!(", server name {s}")).unwrap_or_default();
+            let _ = writeln!(out, "    probe:       {e}{sni}");
+        }
+        for n in &f.notes {
+            let _ = writeln!(out, "    note:        {n}");
+        }
+    }
+    if !discovery.absent.is_empty() {
+        let _ = writeln!(out, "Not found:");
+        for (daemon, what) in &discovery.absent {
+            let _ = writeln!(out, "    {daemon}: {what}");
+        }
+    }
+    if !discovery.problems.is_empty() {
+        let _ = writeln!(out, "Could not be read (not guessed; configure these services yourself):");
+        for p in &discovery.problems {
+            let _ = writeln!(out, "    {p}");
+        }
+    }
+    out
+}
+
+/// The found services as `[[service]]` tables to adopt (with comments saying where each came
+/// from, and what could not be read).
+pub fn config(discovery: &Discovery) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "# Services discovered by `checkallsslcerts services --print-config`.");
+    let _ = writeln!(
+        out,
+        "# Review them, then keep them in /etc/checkallsslcerts/config.toml (see examples/config.toml)."
+    );
+    if discovery.root.as_os_str() != "/" {
+        let _ = writeln!(out, "# Read under the root {}.", discovery.root.display());
+    }
+    for p in &discovery.problems {
+        let _ = writeln!(out, "# NOT READ: {}", one_line(&p.to_string()));
+    }
+    for f in &discovery.found {
+        service(&mut out, f);
+    }
+    out
+}
+
+fn one_line(s: &str) -> String {
+    s.replace('\n', " ")
+}
+
+fn service(out: &mut String, f: &Found) {
+    let _ = writeln!(out);
+    let _ = writeln!(out, "[[service]]");
+    for o in &f.origins {
+        let _ = writeln!(out, "# {}: {}", f.daemon, one_line(&o.to_string()));
+    }
+    for n in &f.notes {
+        let _ = writeln!(out, "# note: {}", one_line(n));
+    }
+    let _ = writeln!(out, "name = {}", quote(&f.name));
+    let _ = writeln!(out, "certificate = {}", quote(&f.certificate.to_string_lossy()));
+    match f.layout {
+        Layout::Separate => {
+            if let Some(k) = &f.key {
+                let _ = writeln!(out, "key = {}", quote(&k.to_string_lossy()));
+            }
+        }
+        Layout::Combined => {
+            let _ = writeln!(out, "layout = \"combined\"");
+        }
+    }
+    if let Some(c) = &f.chain {
+        let _ = writeln!(out, "chain = {}", quote(&c.to_string_lossy()));
+    }
+    let (certificate_mode, key_mode) = f.modes();
+    let _ = writeln!(out, "certificate-mode = \"{certificate_mode:04o}\"");
+    if f.layout == Layout::Separate {
+        let _ = writeln!(out, "key-mode = \"{key_mode:04o}\"");
+    }
+    match &f.reload {
+        Some(r) => {
+            let _ = writeln!(out, "reload = {}", argv(r));
+        }
+        None => {
+            let _ = writeln!(
+                out,
+                "# reload = [...]  (none known: set the command that makes {} re-read its certificate)",
+                f.daemon
+            );
+        }
+    }
+    if !f.probe.is_empty() {
+        let _ = writeln!(out, "probe = [");
+        for e in &f.probe {
+            let sni =
+                e.server_name.as_ref().map(|s| format!(", server-name = {}", quote(s))).unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "    {{ address = {}, protocol = {}{sni} }},",
+                quote(&e.address()),
+                quote(e.protocol.name())
+            );
+        }
+        let _ = writeln!(out, "]");
+    }
+}

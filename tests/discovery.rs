@@ -1,0 +1,262 @@
+//! Discovery, black-box: real configuration files of nginx, Postfix and Dovecot written into a
+//! temporary root (`--root` / `CHECKALLSSLCERTS_DISCOVERY_ROOT`), read by the binary — nginx's
+//! own syntax with `include` globs, and the real `postconf` and `doveconf` programs (Debian
+//! packages `postfix`, `dovecot-core`). Nothing is mocked.
+
+#[path = "support/pki.rs"]
+#[allow(clippy::too_many_arguments)]
+mod pki;
+mod support;
+
+use std::path::{Path, PathBuf};
+
+use pki::Leaf;
+use support::Run;
+
+/// Writes `text` at `root` + `path` (as the configuration names it).
+fn put(root: &Path, path: &str, text: &str) -> PathBuf {
+    let full = root.join(path.trim_start_matches('/'));
+    std::fs::create_dir_all(full.parent().expect("parent")).expect("dir");
+    std::fs::write(&full, text).expect("write");
+    full
+}
+
+/// A certificate and key at `root` + `cert` / `key`.
+fn pair(root: &Path, cert: &str, key: &str) {
+    let names = ["host.example.com"];
+    let leaf = Leaf::valid(&names, 60);
+    let c = pki::self_signed(&leaf);
+    put(root, cert, &String::from_utf8(pki::pem(&c)).expect("pem"));
+    put(root, key, &String::from_utf8(pki::key_pem(&leaf.key)).expect("pem"));
+}
+
+fn line_of(file: &Path, needle: &str) -> usize {
+    std::fs::read_to_string(file).expect("read").lines().position(|l| l.contains(needle)).expect("needle") + 1
+}
+
+/// A host image with nginx (two TLS servers sharing one certificate, one plain server),
+/// Postfix (smtp, submission, smtps) and Dovecot (Debian's conf.d layout).
+fn host_image(root: &Path) {
+    pair(root, "/etc/ssl/web/cert.pem", "/etc/ssl/web/key.pem");
+    pair(root, "/etc/ssl/mail/cert.pem", "/etc/ssl/mail/key.pem");
+    pair(root, "/etc/dovecot/private/dovecot.pem", "/etc/dovecot/private/dovecot.key");
+    put(
+        root,
+        "/etc/nginx/nginx.conf",
+        "user www-data;\nworker_processes auto;\nevents {\n\tworker_connections 768;\n}\n\
+         http {\n\tssl_protocols TLSv1.2 TLSv1.3; # a comment; with { braces }\n\
+         \tinclude /etc/nginx/conf.d/*.conf;\n\tinclude /etc/nginx/sites-enabled/*;\n}\n",
+    );
+    put(
+        root,
+        "/etc/nginx/sites-enabled/default",
+        "server {\n\tlisten 80 default_server;\n\tserver_name _;\n}\n\n\
+         server {\n\tlisten 443 ssl http2;\n\tlisten [::]:443 ssl;\n\tserver_name www.example.com example.com;\n\
+         \tssl_certificate /etc/ssl/web/cert.pem;\n\tssl_certificate_key /etc/ssl/web/key.pem;\n\
+         \tlocation / {\n\t\treturn 200 \"ok;\";\n\t}\n}\n",
+    );
+    put(
+        root,
+        "/etc/nginx/conf.d/admin.conf",
+        "server {\n    listen 127.0.0.1:8443 ssl;\n    ssl_certificate \"/etc/ssl/web/cert.pem\";\n    \
+         ssl_certificate_key '/etc/ssl/web/key.pem';\n}\n",
+    );
+    put(
+        root,
+        "/etc/postfix/main.cf",
+        "# See /usr/share/postfix/main.cf.dist\nsmtpd_banner = $myhostname ESMTP\ncompatibility_level = 3.7\n\n\
+         # TLS parameters\ncertdir = /etc/ssl/mail\nsmtpd_tls_cert_file=$certdir/cert.pem\n\
+         smtpd_tls_key_file=/etc/ssl/mail/key.pem\nsmtpd_tls_security_level=may\n",
+    );
+    put(
+        root,
+        "/etc/postfix/master.cf",
+        "# service type  private unpriv  chroot  wakeup  maxproc command + args\n\
+         smtp      inet  n       -       y       -       -       smtpd\n\
+         submission inet n       -       y       -       -       smtpd\n  -o syslog_name=postfix/submission\n  -o smtpd_tls_security_level=encrypt\n\
+         smtps     inet  n       -       y       -       -       smtpd\n  -o smtpd_tls_wrappermode=yes\n\
+         pickup    unix  n       -       y       60      1       pickup\n",
+    );
+    put(
+        root,
+        "/etc/dovecot/dovecot.conf",
+        "!include_try conf.d/*.conf\nprotocols = imap pop3\nlisten = *, ::\n",
+    );
+    put(
+        root,
+        "/etc/dovecot/conf.d/10-ssl.conf",
+        "##\n## SSL settings\n##\nssl = yes\n\nssl_cert = </etc/dovecot/private/dovecot.pem\nssl_key = </etc/dovecot/private/dovecot.key\n",
+    );
+}
+
+#[test]
+fn services_lists_what_nginx_postfix_and_dovecot_use_and_where_it_was_found() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    host_image(root);
+    let r = root.display();
+    let out = Run::new().args(["services", "--root"]).arg(root).run().code(0);
+    let text = out.stdout;
+
+    let default_site = root.join("etc/nginx/sites-enabled/default");
+    let admin = root.join("etc/nginx/conf.d/admin.conf");
+    let main_cf = root.join("etc/postfix/main.cf");
+    let ssl_conf = root.join("etc/dovecot/conf.d/10-ssl.conf");
+    for expected in [
+        // nginx: one service for the certificate both TLS servers use, with both endpoints.
+        "nginx (nginx)\n".to_string(),
+        format!("    certificate: {r}/etc/ssl/web/cert.pem\n    key:         {r}/etc/ssl/web/key.pem\n"),
+        format!(
+            "    from:        {}:{} (ssl_certificate)\n",
+            default_site.display(),
+            line_of(&default_site, "ssl_certificate /")
+        ),
+        format!("    from:        {}:{} (ssl_certificate)\n", admin.display(), line_of(&admin, "ssl_certificate \"")),
+        format!("    reload:      nginx -c {r}/etc/nginx/nginx.conf -s reload\n"),
+        "    probe:       127.0.0.1:443 (https), server name www.example.com\n".to_string(),
+        "    probe:       127.0.0.1:8443 (https)\n".to_string(),
+        // Postfix: postconf expanded $certdir; the lines of main.cf are named.
+        "postfix (postfix)\n".to_string(),
+        format!("    certificate: {r}/etc/ssl/mail/cert.pem\n"),
+        format!(
+            "    from:        {}:{} (smtpd_tls_cert_file)\n",
+            main_cf.display(),
+            line_of(&main_cf, "smtpd_tls_cert_file")
+        ),
+        format!("    reload:      postfix -c {r}/etc/postfix reload\n"),
+        "    probe:       127.0.0.1:25 (smtp)\n    probe:       127.0.0.1:587 (smtp)\n    probe:       127.0.0.1:465 (smtps)\n"
+            .to_string(),
+        // Dovecot: doveconf's values, the line in the included conf.d file.
+        "dovecot (dovecot)\n".to_string(),
+        format!("    certificate: {r}/etc/dovecot/private/dovecot.pem\n"),
+        format!("    from:        {}:{} (ssl_cert)\n", ssl_conf.display(), line_of(&ssl_conf, "ssl_cert =")),
+        format!("    reload:      doveadm -c {r}/etc/dovecot/dovecot.conf reload\n"),
+        "    probe:       127.0.0.1:143 (imap)\n    probe:       127.0.0.1:993 (imaps)\n    probe:       127.0.0.1:110 (pop3)\n    probe:       127.0.0.1:995 (pop3s)\n"
+            .to_string(),
+        "Not found:\n    apache: no /etc/apache2/apache2.conf or /etc/httpd/conf/httpd.conf\n".to_string(),
+    ] {
+        assert!(text.contains(&expected), "missing {expected:?} in\n{text}");
+    }
+    assert!(!text.contains("Could not be read"), "{text}");
+    assert!(!text.contains("[::1]:443"), "the IPv6 wildcard is the same port: {text}");
+}
+
+#[test]
+fn print_config_writes_a_configuration_that_loads() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("image");
+    host_image(&root);
+    let out = Run::new().args(["services", "--print-config", "--root"]).arg(&root).run().code(0);
+    let config = format!(
+        "hostname = \"host.example.com\"\nstate-dir = \"{}\"\n\n{}",
+        dir.path().join("state").display(),
+        out.stdout
+    );
+    let path = dir.path().join("config.toml");
+    std::fs::write(&path, &config).expect("config");
+    let check = Run::new().arg("--config").arg(&path).args(["config", "check"]).run();
+    assert_eq!(check.code, 0, "{}\n--- config\n{config}", check.stderr);
+    assert!(check.stdout.contains("services:  3"), "{}", check.stdout);
+    for expected in [
+        "name = \"nginx\"",
+        "probe = [\n    { address = \"127.0.0.1:8443\", protocol = \"https\" },\n    { address = \"127.0.0.1:443\", protocol = \"https\", server-name = \"www.example.com\" },\n]",
+        "certificate-mode = \"0644\"\nkey-mode = \"0600\"",
+        "name = \"postfix\"",
+        "{ address = \"127.0.0.1:465\", protocol = \"smtps\" },",
+        "name = \"dovecot\"",
+        "reload = [\"doveadm\", \"-c\",",
+    ] {
+        assert!(out.stdout.contains(expected), "missing {expected:?} in\n{}", out.stdout);
+    }
+}
+
+#[test]
+fn what_cannot_be_read_is_reported_and_never_guessed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    pair(root, "/etc/ssl/web/cert.pem", "/etc/ssl/web/key.pem");
+    put(
+        root,
+        "/etc/nginx/nginx.conf",
+        "http {\n  server {\n    listen 443 ssl;\n    ssl_certificate /etc/ssl/$ssl_server_name.pem;\n    \
+         ssl_certificate_key /etc/ssl/$ssl_server_name.key;\n  }\n  include /etc/nginx/broken.conf;\n}\n",
+    );
+    put(root, "/etc/nginx/broken.conf", "server {\n  listen 8443 ssl;\n  ssl_certificate /x.pem;\n");
+    // Postfix's smtpd_tls_chain_files with the key first in one file: no layout can manage it.
+    let mut combined = std::fs::read_to_string(root.join("etc/ssl/web/key.pem")).expect("key");
+    combined.push_str(&std::fs::read_to_string(root.join("etc/ssl/web/cert.pem")).expect("cert"));
+    put(root, "/etc/ssl/mail/combined.pem", &combined);
+    put(
+        root,
+        "/etc/postfix/main.cf",
+        "smtpd_tls_chain_files = /etc/ssl/mail/combined.pem\nsmtpd_tls_security_level = may\n",
+    );
+    put(
+        root,
+        "/etc/dovecot/dovecot.conf",
+        "ssl = no\nssl_cert = </etc/ssl/web/cert.pem\nssl_key = </etc/ssl/web/key.pem\n",
+    );
+
+    let out = Run::new().args(["services", "--root"]).arg(root).run().code(1);
+    let text = out.stdout;
+    let main = root.join("etc/nginx/nginx.conf");
+    for expected in [
+        "Could not be read (not guessed; configure these services yourself):\n".to_string(),
+        format!(
+            "    nginx: {}:4 (ssl_certificate): /etc/ssl/$ssl_server_name.pem / /etc/ssl/$ssl_server_name.key uses a variable or inline data: only nginx can tell which files it means\n",
+            main.display()
+        ),
+        format!(
+            "    nginx: {}:7 (include): {}: a block is not closed with '}}'\n",
+            main.display(),
+            root.join("etc/nginx/broken.conf").display()
+        ),
+        format!(
+            "{}/etc/ssl/mail/combined.pem holds the private key before the certificate chain",
+            root.display()
+        ),
+        format!(
+            "    dovecot: {}:1 (ssl): ssl = no: Dovecot does not use TLS, nothing to manage\n",
+            root.join("etc/dovecot/dovecot.conf").display()
+        ),
+    ] {
+        assert!(text.contains(&expected), "missing {expected:?} in\n{text}");
+    }
+    assert!(text.contains("No certificate was found"), "{text}");
+}
+
+#[test]
+fn the_main_run_uses_discovery_when_no_service_is_configured() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("image");
+    host_image(&root);
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "hostname = \"host.example.com\"\nstate-dir = \"{}\"\n\n[network]\ndns = false\nrevocation = false\nari = false\n\n[mail]\nenabled = false\n\n[probe]\ntimeout = 1\n",
+            dir.path().join("state").display()
+        ),
+    )
+    .expect("config");
+    let out = Run::new()
+        .arg("--config")
+        .arg(&config)
+        .env("CHECKALLSSLCERTS_DISCOVERY_ROOT", &root)
+        .arg("--dry-run")
+        .run();
+    let text = out.stdout;
+    assert!(
+        text.contains(&format!(
+            "warning: No [[service]] is configured in {}: using 3 service(s) discovered from the daemons' own configuration: nginx ({}/etc/ssl/web/cert.pem, from ",
+            config.display(),
+            root.display()
+        )),
+        "{text}"
+    );
+    assert!(text.contains("Adopt them with `checkallsslcerts services --print-config`."), "{text}");
+    for name in ["nginx", "postfix", "dovecot"] {
+        assert!(text.lines().any(|l| l.starts_with(&format!("{name} "))), "{name} in\n{text}");
+    }
+    assert!(text.contains("3 services: 3 keep"), "{text}");
+}
