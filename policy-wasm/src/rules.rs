@@ -256,8 +256,12 @@ pub fn service_reasons(service: &ServiceFacts, now: Timestamp, params: &Params) 
     if cert.self_signed {
         reasons.push(Reason::SelfSigned);
     }
+    // The chain is verified at `now`, so an expired or not-yet-valid leaf never verifies: that
+    // failure is already said by `expired`/`not-yet-valid` (and must not turn a silenced expiry
+    // into a notice when service certificate management is disabled).
     let bad_chain = matches!(cert.chain, ChainStatus::Untrusted(_) | ChainStatus::Incomplete(_));
-    if bad_chain && !cert.self_signed {
+    let outside_validity = expired || now < cert.not_before;
+    if bad_chain && !cert.self_signed && !outside_validity {
         reasons.push(Reason::UntrustedChain);
     }
     if !service.covers_hostname {
@@ -924,6 +928,18 @@ mod tests {
     }
 
     // ---- trust ----------------------------------------------------------------------------
+
+    #[test]
+    fn expired_or_not_yet_valid_leaf_gives_no_untrusted_chain() {
+        let mut c = cert();
+        c.not_after = NOW - DAY;
+        c.chain = ChainStatus::Untrusted("certificate has expired".into());
+        assert_eq!(reasons_of(c), vec![Reason::Expired]);
+        let mut c = cert();
+        c.not_before = NOW + DAY;
+        c.chain = ChainStatus::Untrusted("certificate is not yet valid".into());
+        assert_eq!(reasons_of(c), vec![Reason::NotYetValid]);
+    }
 
     #[test]
     fn self_signed_without_duplicate_untrusted_chain() {
