@@ -19,6 +19,9 @@ use support::Run;
 
 const HOST: &str = "host.example.com";
 
+/// A service's files: the certificate, its chain and its key (none: no files at all).
+type Material = Option<(X509, Vec<X509>, openssl::pkey::PKey<openssl::pkey::Private>)>;
+
 /// A scratch server: certificates, a config, a state dir, a reload script that records argv.
 struct Fixture {
     dir: tempfile::TempDir,
@@ -49,11 +52,7 @@ impl Fixture {
 
 /// Writes the services (name → optional cert/chain/key), a config with `extra` appended to
 /// every service, and the reload recorder.
-fn fixture(
-    services: &[(&str, Option<(X509, Vec<X509>, openssl::pkey::PKey<openssl::pkey::Private>)>)],
-    ca: &Ca,
-    reload: &str,
-) -> Fixture {
+fn fixture(services: &[(&str, Material)], ca: &Ca, reload: &str) -> Fixture {
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path();
     std::fs::write(root.join("ca.pem"), pki::pem(&ca.cert)).expect("ca");
@@ -92,7 +91,7 @@ fn fixture(
 
 const RECORD: &str = r#"["RECORDER", "NAME", "with space", "semi;colon $HOME"]"#;
 
-fn leaf(ca: &Ca, l: Leaf<'_>) -> Option<(X509, Vec<X509>, openssl::pkey::PKey<openssl::pkey::Private>)> {
+fn leaf(ca: &Ca, l: Leaf<'_>) -> Material {
     let cert = ca.issue(&l);
     Some((cert, vec![], l.key))
 }
@@ -316,6 +315,7 @@ fn two_runs_serialise_on_the_lock() {
         .arg("--config")
         .arg(&fx.config)
         .arg("--quiet")
+        .env("CHECKALLSSLCERTS_NETWORK_FACTS", "off")
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("first run");

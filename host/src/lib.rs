@@ -4,14 +4,19 @@
 //! [`config`] → [`facts`] → [`policy`] → [`plan`] → [`actions`] → [`report`].
 //! [`conformance`] runs a policy module against the conformance vectors; [`cli`] ties it together.
 
+pub mod acme;
 pub mod actions;
 pub mod cli;
 pub mod config;
 pub mod conformance;
+pub mod discovery;
 pub mod facts;
+pub mod notify;
 pub mod pipeline;
 pub mod plan;
 pub mod policy;
+pub mod policy_store;
+pub mod probe;
 pub mod report;
 
 pub use cli::run;

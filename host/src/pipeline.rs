@@ -3,9 +3,11 @@
 //! Each step lives in its own module; this one only strings them together, decides the exit
 //! code, and makes sure one failing service never stops the others.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::acme::Outcome as AcmeOutcome;
 use crate::actions::install::{self, InstallTarget};
 use crate::actions::reload::ReloadCommand;
 use crate::actions::{self, lock, placeholder};
@@ -13,7 +15,8 @@ use crate::cli::exit;
 use crate::config::{Config, ServiceConfig};
 use crate::facts::{self, model::HostFacts};
 use crate::plan::model::{Decision, Level, Metadata, Notice, Plan};
-use crate::policy::{PolicyError, PolicyModule, PolicySource, Runtime};
+use crate::policy::{PolicyError, PolicyModule, Runtime};
+use crate::report::progress::Progress;
 use crate::report::{
     ActionKind, ActionReport, CertificateSummary, PolicyInfo, REPORT_VERSION, RunReport, ServiceReport,
 };
@@ -27,6 +30,14 @@ pub struct RunOptions {
     pub policy: Option<PathBuf>,
     /// How long to wait for another run's lock.
     pub lock_wait: Duration,
+    /// `--allow-retry`: if the CA is still processing the order, queue a re-check in an hour.
+    pub allow_retry: bool,
+    /// `--no-retry`: never queue a re-check.
+    pub no_retry: bool,
+    /// Show a progress bar on the terminal (see `report::progress`).
+    pub progress: bool,
+    /// `--metrics-file`: where to write the Prometheus metrics, over `[metrics] textfile`.
+    pub metrics_file: Option<PathBuf>,
 }
 
 /// Why a run could not start at all.
@@ -72,6 +83,19 @@ pub fn run_with(config: &Config, options: &RunOptions) -> Result<RunReport, RunE
         .iter()
         .map(|w| Notice { level: Level::Warning, service: None, message: w.to_string() })
         .collect();
+    // With no [[service]] configured: the services discovered from the daemons' configuration.
+    let discovered = crate::discovery::for_run(config);
+    let config = match &discovered {
+        Some((with, messages)) => {
+            host_notices.extend(messages.iter().map(|m| Notice {
+                level: Level::Warning,
+                service: None,
+                message: m.clone(),
+            }));
+            with
+        }
+        None => config,
+    };
 
     // Changing runs take the lock and finish what a killed run left half done.
     let mut recovered: Vec<(String, ActionReport)> = Vec::new();
@@ -96,26 +120,64 @@ pub fn run_with(config: &Config, options: &RunOptions) -> Result<RunReport, RunE
 
     let cache = (!options.dry_run).then(|| config.state_dir.join("cache"));
     let runtime = Runtime::new(cache)?;
-    let gathered = facts::gather_with(config, &facts::FactsOptions { now });
-    let facts = gathered.facts;
+    let progress = Progress::new(options.progress);
+    progress.stage(&format!("checking services: {}", config.services.len()), 0);
+    let embedded_policy = matches!(
+        crate::policy_store::select::choose(config, options.policy.as_deref()),
+        Ok(crate::policy_store::select::Choice::Embedded)
+    );
+    let gathered = std::thread::scope(|scope| {
+        if embedded_policy {
+            // Compiles the default policy on another thread while the facts are gathered.
+            scope.spawn(|| runtime.load_embedded().is_ok());
+        }
+        facts::gather_with(config, &facts::FactsOptions { now })
+    });
+    let mut facts = gathered.facts;
+    // What each service's endpoints serve (live probes), compared with its files.
+    crate::probe::observe_config(config, &mut facts);
     host_notices.extend(gathered.notices.into_iter().map(|message| Notice {
+        level: Level::Warning,
+        service: None,
+        message,
+    }));
+    let (acme_facts, acme_notices) = crate::acme::facts(config, now);
+    facts.acme = acme_facts;
+    host_notices.extend(acme_notices.into_iter().map(|message| Notice {
+        level: Level::Warning,
+        service: None,
+        message,
+    }));
+    // Revocation, hostname DNS, CAA and ARI: facts from the network (a dry run writes no cache).
+    let network = facts::network::enrich(config, &mut facts, options.dry_run);
+    host_notices.extend(network.notices.into_iter().map(|message| Notice {
         level: Level::Warning,
         service: None,
         message,
     }));
     let (module, metadata, plan, fallback_from) =
         decide(&runtime, config, options, &facts, &mut host_notices)?;
+    let acme = acme_step(config, options, &plan, now);
+    host_notices.extend(acme.iter().flat_map(|step| step.notices.iter().cloned()));
 
     let mut services = Vec::with_capacity(facts.services.len());
+    progress.stage("acting on the plan", facts.services.len());
+    // By name, as `Config::service` finds them (the first of a name), without a scan per service.
+    let mut by_name: HashMap<&str, &ServiceConfig> = HashMap::with_capacity(config.services.len());
+    for service in &config.services {
+        by_name.entry(service.name.as_str()).or_insert(service);
+    }
     for (service_facts, decision) in facts.services.iter().zip(&plan.services) {
-        let service = config.service(&service_facts.name);
+        progress.step();
+        let service = by_name.get(service_facts.name.as_str()).copied();
         let mut actions: Vec<ActionReport> = recovered
             .iter()
             .filter(|(name, _)| *name == service_facts.name)
             .map(|(_, a)| a.clone())
             .collect();
         if let Some(service) = service {
-            actions.extend(act(config, service, decision.decision, options.dry_run, now));
+            actions.extend(act(config, service, decision.decision, options.dry_run, now, acme.as_ref()));
+            host_notices.extend(crate::probe::notices_for(&service.name, &actions));
         }
         services.push(ServiceReport {
             name: service_facts.name.clone(),
@@ -140,8 +202,13 @@ pub fn run_with(config: &Config, options: &RunOptions) -> Result<RunReport, RunE
     notices.extend(host_notices);
     let failed = services.iter().flat_map(|s| &s.actions).any(ActionReport::failed);
     let errors = notices.iter().any(|n| n.level == Level::Error);
-    let exit_code = if failed || errors || fallback_from.is_some() { exit::ERRORS } else { exit::OK };
-    Ok(RunReport {
+    let exit_code = match acme.as_ref().map(|step| &step.outcome) {
+        Some(AcmeOutcome::Failed { .. }) => exit::ACME_FAILED,
+        _ if failed || errors || fallback_from.is_some() => exit::ERRORS,
+        Some(AcmeOutcome::Pending { .. }) => exit::RETRY_PENDING,
+        _ => exit::OK,
+    };
+    let mut report = RunReport {
         report_version: REPORT_VERSION,
         tool_version: env!("CARGO_PKG_VERSION").to_string(),
         hostname: facts.hostname.clone(),
@@ -156,14 +223,41 @@ pub fn run_with(config: &Config, options: &RunOptions) -> Result<RunReport, RunE
             fallback_from,
         },
         order_hostname_certificate: plan.order_hostname_certificate,
+        network: network.report,
         services,
         notices,
         exit_code,
-    })
+    };
+    tell(config, options, &mut report, &progress);
+    Ok(report)
 }
 
-/// Runs the chosen policy; if a module other than the embedded one fails, the embedded default
-/// policy decides instead, and the failure is reported as an error.
+/// Tells the world about a changing run (a dry run changes nothing and tells nothing): writes
+/// the Prometheus metrics file, then mails the administrator if there are new problems. Neither
+/// changes the exit code; a failure becomes a warning in the report.
+fn tell(config: &Config, options: &RunOptions, report: &mut RunReport, progress: &Progress) {
+    if options.dry_run {
+        return;
+    }
+    if let Some(path) = options.metrics_file.as_ref().or(config.metrics.textfile.as_ref()) {
+        progress.stage("writing metrics", 0);
+        // The order the ACME step left pending, if any (read back from the state directory).
+        let pending_orders =
+            crate::acme::facts(config, unix_now()).0.and_then(|f| f.pending_order).map_or(0, |_| 1);
+        if let Err(message) = crate::report::metrics::write(path, report, pending_orders) {
+            report.notices.push(Notice { level: Level::Warning, service: None, message });
+        }
+    }
+    if config.mail.enabled {
+        progress.stage("mailing the administrator", 0);
+        crate::notify::notify(config, report);
+    }
+    progress.finish();
+}
+
+/// Runs the chosen policy (`--policy` > `[policy] module` > the installed module > the embedded
+/// default); if it fails, the last known good module or else the embedded default policy decides
+/// instead, and the failure is reported as an error. See `policy_store::select`.
 fn decide(
     runtime: &Runtime,
     config: &Config,
@@ -171,56 +265,127 @@ fn decide(
     facts: &HostFacts,
     notices: &mut Vec<Notice>,
 ) -> Result<(PolicyModule, Metadata, Plan, Option<String>), RunError> {
-    let chosen = options.policy.as_ref().or(config.policy.module.as_ref());
-    if let Some(path) = chosen {
-        let attempt = runtime.load_file(path).and_then(|module| {
-            let metadata = runtime.metadata(&module)?;
-            let evaluation = runtime.evaluate(&module, facts)?;
-            Ok((module, metadata, evaluation.plan))
-        });
-        match attempt {
-            Ok((module, metadata, plan)) => return Ok((module, metadata, plan, None)),
-            Err(error) => {
-                notices.push(Notice {
-                    level: Level::Error,
-                    service: None,
-                    message: format!(
-                        "{error}; the embedded default policy decided instead. Fix or replace the module."
-                    ),
-                });
-                let module = runtime.load_embedded()?;
-                let metadata = runtime.metadata(&module)?;
-                let plan = runtime.evaluate(&module, facts)?.plan;
-                return Ok((module, metadata, plan, Some(error.to_string())));
-            }
-        }
-    }
-    let module = runtime.load_embedded()?;
-    debug_assert_eq!(module.source, PolicySource::Embedded);
-    let metadata = runtime.metadata(&module)?;
-    let plan = runtime.evaluate(&module, facts)?.plan;
-    Ok((module, metadata, plan, None))
+    let decided = crate::policy_store::select::decide(
+        runtime,
+        config,
+        options.policy.as_deref(),
+        facts,
+        notices,
+        options.dry_run,
+    )?;
+    Ok((decided.module, decided.metadata, decided.plan, decided.fallback_from))
 }
 
-/// Carries out one service's decision. No replacement can be issued yet (ACME comes with its
-/// own step), so `replace-or-placeholder` installs the placeholder.
+/// The ACME step: one order when the plan asks for one and a CA is configured. A dry run
+/// only says what it would do and never contacts the CA.
+fn acme_step(
+    config: &Config,
+    options: &RunOptions,
+    plan: &Plan,
+    now: i64,
+) -> Option<crate::acme::StepReport> {
+    if !plan.order_hostname_certificate || config.acme.is_none() {
+        return None;
+    }
+    if options.dry_run {
+        return Some(crate::acme::planned(config, now));
+    }
+    let step = crate::acme::StepOptions {
+        allow_retry: options.allow_retry,
+        no_retry: options.no_retry,
+        config_path: config.path.clone(),
+    };
+    Some(crate::acme::order(config, &step, now))
+}
+
+/// Carries out one service's decision. `replace` and `replace-or-placeholder` get the
+/// certificate issued in this run (`acme`); without one, `replace` keeps the current
+/// certificate and `replace-or-placeholder` gets the placeholder (so does a service whose
+/// replacement could not be installed).
 fn act(
     config: &Config,
     service: &ServiceConfig,
     decision: Decision,
     dry_run: bool,
     now: i64,
+    acme: Option<&crate::acme::StepReport>,
 ) -> Vec<ActionReport> {
-    match decision {
-        Decision::Keep => Vec::new(),
-        Decision::Replace => vec![ActionReport {
-            kind: ActionKind::ReplacementUnavailable,
-            outcome: "skipped",
-            message: "a replacement is wanted, but no certificate was issued in this run (no certificate authority is configured); the current certificate stays".into(),
-        }],
-        Decision::ReplaceOrPlaceholder | Decision::Placeholder => {
-            vec![install_placeholder(config, service, dry_run, now)]
+    let unavailable = |message: String| ActionReport {
+        kind: ActionKind::ReplacementUnavailable,
+        outcome: "skipped",
+        message,
+    };
+    const KEPT: &str = "the current certificate stays";
+    match (decision, acme.map(|step| (&step.outcome, step))) {
+        (Decision::Keep, _) => Vec::new(),
+        (Decision::Placeholder, _) => vec![install_placeholder(config, service, dry_run, now)],
+        (
+            Decision::Replace | Decision::ReplaceOrPlaceholder,
+            Some((AcmeOutcome::Issued { material, order_url, .. }, _)),
+        ) => {
+            let installed = install_replacement(config, service, material, order_url);
+            if installed.failed() && decision == Decision::ReplaceOrPlaceholder {
+                vec![installed, install_placeholder(config, service, dry_run, now)]
+            } else {
+                vec![installed]
+            }
         }
+        (Decision::Replace, Some((_, step))) if dry_run => vec![ActionReport {
+            kind: ActionKind::InstallReplacement,
+            outcome: "planned",
+            message: format!(
+                "would install the certificate ordered in this run into {} ({})",
+                service.certificate.display(),
+                step.summary()
+            ),
+        }],
+        (Decision::Replace, Some((_, step))) => vec![unavailable(format!(
+            "a replacement is wanted, but no certificate was issued in this run ({}); {KEPT}",
+            step.summary()
+        ))],
+        (Decision::Replace, None) => vec![unavailable(format!(
+            "a replacement is wanted, but no certificate was issued in this run (no certificate authority \
+             is configured); {KEPT}"
+        ))],
+        (Decision::ReplaceOrPlaceholder, Some((_, step))) if !dry_run => vec![
+            unavailable(format!("no certificate was issued in this run ({})", step.summary())),
+            install_placeholder(config, service, dry_run, now),
+        ],
+        (Decision::ReplaceOrPlaceholder, _) => vec![install_placeholder(config, service, dry_run, now)],
+    }
+}
+
+/// Installs the certificate issued in this run (safe path: journal, backup, reload, rollback).
+fn install_replacement(
+    config: &Config,
+    service: &ServiceConfig,
+    material: &placeholder::Material,
+    order_url: &str,
+) -> ActionReport {
+    let report = |outcome, message| ActionReport { kind: ActionKind::InstallReplacement, outcome, message };
+    let reload = service
+        .reload
+        .as_ref()
+        .map(|argv| ReloadCommand { argv: argv.clone(), timeout: service.reload_timeout });
+    let check = crate::probe::AfterInstall::for_service(config, service);
+    let check = check.as_ref().map(|c| c as &dyn install::PostReloadCheck);
+    match install::install_checked(
+        &config.state_dir,
+        &install_target(service),
+        material,
+        reload.as_ref(),
+        check,
+    ) {
+        Ok(done) => report(
+            "done",
+            format!(
+                "installed the certificate issued by order {order_url}{}{}; previous files kept in {}",
+                if reload.is_some() { ", reloaded" } else { "" },
+                crate::probe::AfterInstall::describe_success(done.verified.as_deref()),
+                done.backup_dir.display()
+            ),
+        ),
+        Err(e) => report("failed", e.to_string()),
     }
 }
 
@@ -251,13 +416,16 @@ fn install_placeholder(config: &Config, service: &ServiceConfig, dry_run: bool, 
         .reload
         .as_ref()
         .map(|argv| ReloadCommand { argv: argv.clone(), timeout: service.reload_timeout });
-    match install::install(&config.state_dir, &target, &material, reload.as_ref()) {
+    let check = crate::probe::AfterInstall::for_service(config, service);
+    let check = check.as_ref().map(|c| c as &dyn install::PostReloadCheck);
+    match install::install_checked(&config.state_dir, &target, &material, reload.as_ref(), check) {
         Ok(done) => report(
             "done",
             format!(
-                "installed a self-signed placeholder valid for {} days{}; previous files kept in {}",
+                "installed a self-signed placeholder valid for {} days{}{}; previous files kept in {}",
                 config.placeholder.validity_days,
                 if reload.is_some() { ", reloaded" } else { "" },
+                crate::probe::AfterInstall::describe_success(done.verified.as_deref()),
                 done.backup_dir.display()
             ),
         ),

@@ -21,6 +21,9 @@ impl Run {
     pub fn new() -> Run {
         let mut command = Command::new(env!("CARGO_BIN_EXE_checkallsslcerts"));
         command.env_remove("CHECKALLSSLCERTS_CONFIG").env("NO_COLOR", "1");
+        // Tests stay on loopback: no DNS, OCSP, CRL or ARI lookups unless a test asks for them
+        // with `.env("CHECKALLSSLCERTS_NETWORK_FACTS", "on")` (tests/network_facts.rs).
+        command.env("CHECKALLSSLCERTS_NETWORK_FACTS", "off");
         Run { command }
     }
 

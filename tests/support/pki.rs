@@ -67,6 +67,7 @@ fn name(cn: &str, org: Option<&str>) -> openssl::x509::X509Name {
     b.build()
 }
 
+#[allow(clippy::too_many_arguments)]
 fn build(
     subject: &openssl::x509::X509NameRef,
     issuer: &openssl::x509::X509NameRef,

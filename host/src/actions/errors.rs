@@ -79,6 +79,22 @@ pub enum InstallError {
         first.without_service()
     )]
     ReloadFailed { service: String, first: Box<ReloadError>, rollback: RollbackOutcome },
+    /// The new files were installed (and the reload succeeded), but the service's endpoints
+    /// did not serve the new certificate; the previous files were put back and the service
+    /// reloaded again — `rollback` says how that went, `after_rollback` what was served then.
+    #[error(
+        "service {service}: {}the new certificate is not served: {reason}; {rollback}{}",
+        if *reloaded { "the reload command succeeded, but " } else { "" },
+        after_rollback.as_ref().map(|a| format!("; {a}")).unwrap_or_default()
+    )]
+    NotServed {
+        service: String,
+        reason: String,
+        /// Whether a reload command ran (and exited successfully) before the check.
+        reloaded: bool,
+        rollback: RollbackOutcome,
+        after_rollback: Option<String>,
+    },
     /// A backup directory needed for a restore is missing or unreadable.
     #[error("service {service}: backup {} is unusable: {reason}", path.display())]
     Backup { service: String, path: PathBuf, reason: String },
@@ -179,6 +195,7 @@ impl InstallError {
             | InstallError::Io { service, .. }
             | InstallError::Swap { service, .. }
             | InstallError::ReloadFailed { service, .. }
+            | InstallError::NotServed { service, .. }
             | InstallError::Backup { service, .. } => service,
         }
     }

@@ -20,6 +20,12 @@
 //!    exit, timeout, spawn error), the new files are kept in `<backup>/rejected/`, the backed-up
 //!    files are put back by the same journalled procedure (a *restore*: its own
 //!    preparing → … → reloaded), the reload runs again, and the error says how both reloads went.
+//! 5. With [`install_checked`], a [`PostReloadCheck`] then asks the service whether it really
+//!    serves the new certificate (live probes, see `crate::probe`) — after the reload succeeded
+//!    (or right after the swap when there is no reload command), before the journal says
+//!    **reloaded**. If it does not, the install is undone exactly as after a failed reload
+//!    (rejected files kept, restore, reload again), the check is asked what is served after the
+//!    rollback, and [`InstallError::NotServed`] reports both.
 //!
 //! # Recovery rule
 //!
@@ -178,6 +184,20 @@ pub struct InstallReport {
     pub pruned_backups: Vec<PathBuf>,
     /// Things that went wrong without failing the install (an old backup not deleted...).
     pub warnings: Vec<String>,
+    /// What the post-reload check saw, if there was one (see [`install_checked`]).
+    pub verified: Option<String>,
+}
+
+/// A check run once the new files are in place and the reload (if any) succeeded: does the
+/// service really use them? (A reload command can exit 0 while the old certificate is still
+/// served.) See [`install_checked`].
+pub trait PostReloadCheck {
+    /// `Ok(what was seen)` once the service serves the certificate whose SHA-256 fingerprint
+    /// (lowercase hex) is `fingerprint`; `Err(what it serves instead)` if it does not within
+    /// the check's own time limit. `Err` rolls the install back.
+    fn new_certificate_served(&self, fingerprint: &str) -> Result<String, String>;
+    /// Called after such a rollback and its reload: what the service serves now.
+    fn after_rollback(&self) -> String;
 }
 
 /// Installs `material` for `target`, then runs `reload` (see the module documentation).
@@ -186,6 +206,21 @@ pub fn install(
     target: &InstallTarget,
     material: &Material,
     reload: Option<&ReloadCommand>,
+) -> Result<InstallReport, InstallError> {
+    install_checked(state_dir, target, material, reload, None)
+}
+
+/// [`install`], then, if `check` is given, asks it whether the service serves the new
+/// certificate. If it does not, the install is undone exactly as after a failed reload: the new
+/// files are kept in `<backup>/rejected/`, the previous files are restored, the reload runs
+/// again, and [`InstallError::NotServed`] says what was served before and after. The check runs
+/// before the journal says `reloaded`, so a run killed during it is rolled back by recovery.
+pub fn install_checked(
+    state_dir: &Path,
+    target: &InstallTarget,
+    material: &Material,
+    reload: Option<&ReloadCommand>,
+    check: Option<&dyn PostReloadCheck>,
 ) -> Result<InstallReport, InstallError> {
     let service = target.service.as_str();
     let plan = plan_install(target, material)?;
@@ -245,25 +280,9 @@ pub fn install(
     if let Some(cmd) = reload {
         failpoint("before-reload");
         match reload::run(cmd, service) {
-            Ok(out) => {
-                journal.phase = Phase::Reloaded;
-                if let Err(e) = save(state_dir, &journal) {
-                    warnings.push(e.to_string());
-                }
-                failpoint("after-reload");
-                reload_output = Some(out);
-            }
+            Ok(out) => reload_output = Some(out),
             Err(first) => {
-                for p in &plan {
-                    let Some(content) = &p.content else { continue };
-                    if let Err(e) = backup::preserve_rejected(&backup_dir, p.role, content) {
-                        warnings.push(format!(
-                            "service {service}: cannot keep the rejected {} in {}: {e}",
-                            p.role,
-                            backup_dir.display()
-                        ));
-                    }
-                }
+                keep_rejected_plan(&plan, &backup_dir);
                 let rollback = rollback(state_dir, service, &backup_dir, Some(cmd));
                 return Err(InstallError::ReloadFailed {
                     service: service.to_string(),
@@ -272,6 +291,32 @@ pub fn install(
                 });
             }
         }
+    }
+    let mut verified = None;
+    if let Some(check) = check {
+        let fingerprint = leaf_fingerprint(material);
+        match check.new_certificate_served(&fingerprint) {
+            Ok(seen) => verified = Some(seen),
+            Err(reason) => {
+                keep_rejected_plan(&plan, &backup_dir);
+                let rollback = rollback(state_dir, service, &backup_dir, reload);
+                let after_rollback = rollback.restored().then(|| check.after_rollback());
+                return Err(InstallError::NotServed {
+                    service: service.to_string(),
+                    reason,
+                    reloaded: reload.is_some(),
+                    rollback,
+                    after_rollback,
+                });
+            }
+        }
+    }
+    if reload.is_some() {
+        journal.phase = Phase::Reloaded;
+        if let Err(e) = save(state_dir, &journal) {
+            warnings.push(e.to_string());
+        }
+        failpoint("after-reload");
     }
 
     journal::remove(state_dir, service).map_err(|source| InstallError::Io {
@@ -300,7 +345,27 @@ pub fn install(
         reload: reload_output,
         pruned_backups,
         warnings,
+        verified,
     })
+}
+
+/// Best effort: the new files of an install being undone are kept in the backup's `rejected/`
+/// (a failure there must not stop the rollback).
+fn keep_rejected_plan(plan: &[Planned], backup_dir: &Path) {
+    for p in plan {
+        if let Some(content) = &p.content {
+            let _ = backup::preserve_rejected(backup_dir, p.role, content);
+        }
+    }
+}
+
+/// The SHA-256 fingerprint (lowercase hex) of the material's leaf certificate, as the facts
+/// spell it; empty if the leaf cannot be read (the material was verified before, so it can).
+fn leaf_fingerprint(material: &Material) -> String {
+    X509::from_pem(&material.certificate_pem)
+        .and_then(|leaf| leaf.to_der())
+        .map(|der| hex::encode(openssl::sha::sha256(&der)))
+        .unwrap_or_default()
 }
 
 /// One file to put in place (or, in a restore, to remove).

@@ -1,7 +1,9 @@
 //! The command line: parses arguments and dispatches; every command returns an exit code.
 
 mod policy_cmd;
+mod policy_store_cmd;
 mod run_cmd;
+mod services_cmd;
 
 use std::path::PathBuf;
 
@@ -19,6 +21,9 @@ pub mod exit {
     pub const LOCKED: i32 = 73;
     /// A certificate order is still pending at the CA; a later run will pick it up.
     pub const RETRY_PENDING: i32 = 75;
+    /// The certificate authority could not be reached or refused the order (or the issued
+    /// certificate failed its checks): nothing was installed from it.
+    pub const ACME_FAILED: i32 = 69;
 }
 
 /// Keeps every TLS certificate on this server valid: checks each service's certificate, lets
@@ -63,6 +68,10 @@ pub struct RunArgs {
     /// Seconds to wait for another run to finish before giving up
     #[arg(long, default_value_t = 60, value_name = "SECONDS")]
     pub lock_wait: u64,
+    /// Write Prometheus metrics for node_exporter's textfile collector to this file (atomically;
+    /// over [metrics] textfile). Only changing runs write metrics
+    #[arg(long, value_name = "PATH", conflicts_with = "dry_run")]
+    pub metrics_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -73,6 +82,9 @@ pub enum Command {
     /// Work with the configuration file
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// List the certificates the host's daemons use (nginx, Apache, Postfix, Dovecot, Exim,
+    /// Pure-FTPd, vsftpd, ProFTPD, HAProxy), read from their own configuration
+    Services(services_cmd::ServicesArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -83,7 +95,8 @@ pub enum ConfigCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum PolicyCommand {
-    /// Show a policy module's name, version, contract version and SHA-256
+    /// Show the policy a run uses (or the --policy module): name, version, contract version,
+    /// SHA-256, and for an installed module where it came from and who signed it
     Show,
     /// Evaluate a policy on facts from a JSON file and print the plan as JSON
     Eval {
@@ -105,6 +118,21 @@ pub enum PolicyCommand {
         #[arg(long)]
         junit: Option<PathBuf>,
     },
+    /// Fetch, verify and activate a policy module: checks its minisign signature against
+    /// [policy] trusted-keys, that it is a valid policy for a supported contract version, and
+    /// that it passes the contract conformance suite; the previous module is kept for rollback
+    Install(policy_store_cmd::InstallArgs),
+    /// Re-activate the module that was active before the last install (or rollback)
+    Rollback,
+    /// Turn a core WebAssembly module built with wit-bindgen (cargo build --target
+    /// wasm32-unknown-unknown) into a policy component
+    Componentize {
+        /// The core module (.wasm)
+        core: PathBuf,
+        /// Where to write the component
+        #[arg(short, long, value_name = "FILE")]
+        output: PathBuf,
+    },
 }
 
 /// Runs the command line; returns the process exit code.
@@ -119,6 +147,7 @@ pub fn run() -> i32 {
     match cli.command {
         Some(Command::Policy(command)) => policy_cmd::run(command, &cli.run),
         Some(Command::Config(ConfigCommand::Check)) => run_cmd::config_check(&cli.run),
+        Some(Command::Services(args)) => services_cmd::run(&args),
         None => run_cmd::run(&cli.run),
     }
 }

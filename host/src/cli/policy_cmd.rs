@@ -16,7 +16,13 @@ pub fn run(command: PolicyCommand, args: &RunArgs) -> i32 {
         }
     };
     match command {
+        PolicyCommand::Show if args.policy.is_none() => super::policy_store_cmd::show(&runtime, args),
         PolicyCommand::Show => show(&runtime, args.policy.as_deref()),
+        PolicyCommand::Install(install) => super::policy_store_cmd::install(&install, args),
+        PolicyCommand::Rollback => super::policy_store_cmd::rollback(args),
+        PolicyCommand::Componentize { core, output } => {
+            super::policy_store_cmd::componentize(&runtime, &core, &output)
+        }
         PolicyCommand::Eval { facts } => eval(&runtime, args.policy.as_deref(), &facts),
         PolicyCommand::Test { module, vectors, suite, junit } => test(
             &runtime,

@@ -18,6 +18,11 @@ pub fn run(args: &RunArgs) -> i32 {
         dry_run: args.dry_run,
         policy: args.policy.clone(),
         lock_wait: Duration::from_secs(args.lock_wait),
+        allow_retry: args.allow_retry,
+        no_retry: args.no_retry,
+        // The progress bar goes to stderr, only for a person watching the plain report.
+        progress: std::io::stdout().is_terminal() && !args.quiet && !args.json,
+        metrics_file: args.metrics_file.clone(),
     };
     let report = match pipeline::run(&config_path(args), &options) {
         Ok(report) => report,
@@ -62,9 +67,18 @@ pub fn config_check(args: &RunArgs) -> i32 {
             println!("{}: OK", path.display());
             println!("hostname:  {}", config.hostname);
             println!("state dir: {}", config.state_dir.display());
-            match &config.policy.module {
-                Some(module) => println!("policy:    {}", module.display()),
-                None => println!("policy:    (embedded default policy)"),
+            match crate::policy_store::select::choose(&config, None) {
+                Ok(choice) => println!("policy:    {}", choice.describe()),
+                Err(e) => println!("policy:    {e}"),
+            }
+            println!("mail:      {}", crate::notify::describe(&config.mail));
+            match &config.metrics.textfile {
+                Some(file) => println!("metrics:   {}", file.display()),
+                None => println!("metrics:   none (unless --metrics-file)"),
+            }
+            match &config.acme {
+                Some(acme) => println!("acme:      {} ({})", acme.directory_url, acme.challenge.name()),
+                None => println!("acme:      (none: no certificate is ordered)"),
             }
             println!("services:  {}", config.services.len());
             for service in &config.services {

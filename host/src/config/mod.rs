@@ -5,8 +5,14 @@
 //! problems are collected and reported together, each naming the file, line:column, service and
 //! key. `examples/config.toml` documents every key.
 
+pub mod acme;
 pub mod errors;
+pub mod mail;
+pub mod metrics;
 pub mod names;
+pub mod network;
+pub mod policy_trust;
+pub mod probe;
 mod raw;
 mod resolve;
 mod system;
@@ -33,7 +39,7 @@ pub const PATH_ENV: &str = "CHECKALLSSLCERTS_CONFIG";
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/checkallsslcerts";
 
 /// The largest configuration file accepted, in bytes.
-pub const MAX_FILE_SIZE: u64 = 1024 * 1024;
+pub const MAX_FILE_SIZE: u64 = 16 * 1024 * 1024;
 
 /// The default `placeholder.validity-days`.
 pub const DEFAULT_PLACEHOLDER_VALIDITY_DAYS: u32 = 30;
@@ -64,6 +70,16 @@ pub struct Config {
     pub trust: TrustConfig,
     /// `[placeholder]`.
     pub placeholder: PlaceholderConfig,
+    /// `[mail]`: the notification mail.
+    pub mail: mail::MailConfig,
+    /// `[metrics]`: the Prometheus textfile.
+    pub metrics: metrics::MetricsConfig,
+    /// `[acme]`: the certificate authority; `None` when no CA is configured.
+    pub acme: Option<acme::AcmeConfig>,
+    /// `[probe]`: live endpoint probes.
+    pub probe: probe::ProbeConfig,
+    /// `[network]`: revocation, DNS, CAA and ARI checks.
+    pub network: network::NetworkConfig,
     /// `[[service]]`, in file order.
     pub services: Vec<ServiceConfig>,
     /// Problems that do not stop the tool (e.g. a key mode that lets the group write), to be
@@ -85,6 +101,8 @@ pub struct PolicyConfig {
     pub module: Option<PathBuf>,
     /// `[policy.params]`, in file order, values as strings.
     pub params: Vec<(String, String)>,
+    /// `trusted-keys` / `trusted-key-files`: who may sign an installed module.
+    pub trust: policy_trust::PolicyTrust,
 }
 
 /// `[trust]`: what chains are verified against.
@@ -146,6 +164,8 @@ pub struct ServiceConfig {
     pub reload: Option<Vec<String>>,
     /// `reload-timeout`: 1..=600 s, default 30 s.
     pub reload_timeout: Duration,
+    /// `probe`: live endpoints that serve this certificate.
+    pub probe: Vec<probe::ProbeEndpoint>,
 }
 
 impl ServiceConfig {
@@ -166,6 +186,7 @@ impl ServiceConfig {
             allow_world_readable_key: false,
             reload: None,
             reload_timeout: DEFAULT_RELOAD_TIMEOUT,
+            probe: Vec::new(),
         }
     }
 

@@ -25,6 +25,15 @@ pub(super) struct RawConfig {
     pub trust: RawTrust,
     #[serde(default)]
     pub placeholder: RawPlaceholder,
+    #[serde(default)]
+    pub mail: super::mail::RawMail,
+    #[serde(default)]
+    pub metrics: super::metrics::RawMetrics,
+    pub acme: Option<super::acme::RawAcme>,
+    #[serde(default)]
+    pub network: super::network::RawNetwork,
+    #[serde(default)]
+    pub probe: super::probe::RawProbeSettings,
     #[serde(default, rename = "service")]
     pub services: Vec<Spanned<RawService>>,
 }
@@ -34,6 +43,9 @@ pub(super) struct RawConfig {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub(super) struct RawPolicy {
     pub module: Option<Spanned<String>>,
+    /// `trusted-keys` and `trusted-key-files`: see `policy_trust.rs`.
+    pub trusted_keys: Option<Vec<Spanned<String>>>,
+    pub trusted_key_files: Option<Vec<Spanned<String>>>,
     #[serde(default)]
     pub params: RawParams,
 }
@@ -144,6 +156,8 @@ pub(super) struct RawService {
     pub allow_world_readable_key: Option<bool>,
     pub reload: Option<Spanned<Vec<String>>>,
     pub reload_timeout: Option<Spanned<i64>>,
+    /// Live endpoints to probe: see `probe.rs`.
+    pub probe: Option<super::probe::RawEndpoints>,
 }
 
 /// A value written either as a string or as an integer (user/group ids, file modes).

@@ -199,6 +199,15 @@ impl Resolver<'_> {
         let policy = self.policy(&raw);
         let trust = self.trust(&raw);
         let placeholder = self.placeholder(&raw);
+        let (text, path) = (self.text, self.path);
+        let mail =
+            super::mail::resolve(&raw.mail, &hostname, text, path, &mut self.errors, &mut self.warnings);
+        let metrics = super::metrics::resolve(&raw.metrics, text, path, &mut self.errors, &mut self.warnings);
+        let acme = super::acme::resolve(raw.acme.as_ref(), self.text, self.path, &mut self.errors);
+        let probe = super::probe::resolve_settings(&raw.probe, self.text, self.path, &mut self.errors);
+        let network = super::network::resolve(&raw.network, &mut |span, key, message| {
+            self.error(Some(span), None, key, message)
+        });
         let services = self.services(&raw.services);
 
         if self.errors.is_empty() {
@@ -210,6 +219,11 @@ impl Resolver<'_> {
                 policy,
                 trust,
                 placeholder,
+                acme,
+                mail,
+                metrics,
+                probe,
+                network,
                 services,
                 warnings: self.warnings,
             })
@@ -233,7 +247,12 @@ impl Resolver<'_> {
             }
             params.push((key.clone(), value.get_ref().to_param_string()));
         }
-        PolicyConfig { module, params }
+        let trust = super::policy_trust::resolve(
+            &raw.policy.trusted_keys,
+            &raw.policy.trusted_key_files,
+            &mut |span, key, message| self.error(Some(span), None, key, message),
+        );
+        PolicyConfig { module, params, trust }
     }
 
     fn trust(&mut self, raw: &RawConfig) -> TrustConfig {
@@ -508,6 +527,14 @@ impl Resolver<'_> {
             },
         };
 
+        let probe = super::probe::resolve_endpoints(
+            raw.probe.as_ref(),
+            label,
+            self.text,
+            self.path,
+            &mut self.errors,
+        );
+
         if self.errors.len() != errors_before {
             return None;
         }
@@ -525,6 +552,7 @@ impl Resolver<'_> {
             allow_world_readable_key,
             reload,
             reload_timeout,
+            probe,
         })
     }
 

@@ -4,6 +4,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use super::probe::{ProbeEndpoint, Protocol};
 use super::*;
 
 const FILE: &str = "/etc/checkallsslcerts/test.toml";
@@ -97,6 +98,13 @@ fn example_file_round_trip() {
             allow_world_readable_key: false,
             reload: Some(vec!["systemctl".into(), "reload".into(), "nginx".into()]),
             reload_timeout: Duration::from_secs(30),
+            probe: vec![
+                ProbeEndpoint::new("127.0.0.1", 443, Protocol::Https),
+                ProbeEndpoint {
+                    server_name: Some("www.example.com".into()),
+                    ..ProbeEndpoint::new("::1", 443, Protocol::Https)
+                },
+            ],
         }
     );
     let haproxy = c.service("haproxy").unwrap();

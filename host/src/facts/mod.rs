@@ -8,13 +8,18 @@
 //! chains are verified by a shared [`Verifier`] ([`verify`]). Services are checked in parallel
 //! on every core (rayon) and reported in configuration order.
 
+pub mod ari;
+pub mod caa;
 pub mod certificate;
 mod der;
+pub mod dns;
 pub mod errors;
 pub mod key;
 pub mod model;
+pub mod network;
 pub mod pem;
 pub mod read;
+pub mod revocation;
 pub mod verify;
 
 #[cfg(test)]

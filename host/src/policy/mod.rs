@@ -12,7 +12,9 @@ pub mod embedded;
 pub mod errors;
 pub mod limits;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use openssl::sha::sha256;
 use wasmtime::component::{Component, Linker};
@@ -77,6 +79,9 @@ pub struct Runtime {
     linker_v0_1_0: Linker<HostState>,
     limits: Limits,
     cache: Option<cache::Cache>,
+    /// Components compiled (or loaded from the cache) by this runtime, by SHA-256: loading the
+    /// same bytes again does not compile them again (see [`Runtime::load_embedded`]).
+    compiled: Mutex<HashMap<String, Component>>,
 }
 
 impl Runtime {
@@ -95,7 +100,7 @@ impl Runtime {
         let linker_v0_1_0 =
             contract::since_v0_1_0::linker(&engine).map_err(|e| PolicyError::Engine(e.to_string()))?;
         let cache = cache_dir.map(|dir| cache::Cache::new(dir, &engine));
-        Ok(Runtime { engine, linker_v0_1_0, limits, cache })
+        Ok(Runtime { engine, linker_v0_1_0, limits, cache, compiled: Mutex::new(HashMap::new()) })
     }
 
     /// The limits in force.
@@ -103,7 +108,9 @@ impl Runtime {
         &self.limits
     }
 
-    /// The default policy built into this binary.
+    /// The default policy built into this binary. Compiling it takes tens of milliseconds (a dry
+    /// run has no cache), so a run may call this early on another thread (the runtime is `Sync`)
+    /// while it gathers the facts: the later call then finds it compiled.
     pub fn load_embedded(&self) -> Result<PolicyModule, PolicyError> {
         self.load_bytes(embedded::DEFAULT_POLICY, PolicySource::Embedded)
     }
@@ -132,19 +139,23 @@ impl Runtime {
             });
         }
         let sha256 = hex::encode(sha256(bytes));
-        let component = match self.cache.as_ref().and_then(|c| c.load(&self.engine, &sha256)) {
-            Some(component) => component,
-            None => {
-                let component = Component::new(&self.engine, bytes).map_err(|e| PolicyError::Invalid {
-                    module: module.clone(),
-                    message: format!("{e:#}"),
-                })?;
-                if let Some(cache) = &self.cache {
-                    cache.store(&component, &sha256);
+        let known = self.compiled.lock().ok().and_then(|m| m.get(&sha256).cloned());
+        let component =
+            match known.or_else(|| self.cache.as_ref().and_then(|c| c.load(&self.engine, &sha256))) {
+                Some(component) => component,
+                None => {
+                    let component = Component::new(&self.engine, bytes).map_err(|e| {
+                        PolicyError::Invalid { module: module.clone(), message: format!("{e:#}") }
+                    })?;
+                    if let Some(cache) = &self.cache {
+                        cache.store(&component, &sha256);
+                    }
+                    component
                 }
-                component
-            }
-        };
+            };
+        if let Ok(mut compiled) = self.compiled.lock() {
+            compiled.entry(sha256.clone()).or_insert_with(|| component.clone());
+        }
         let version = contract::detect(&self.engine, &component, &module)?;
         Ok(PolicyModule { source, sha256, version, component })
     }

@@ -3,7 +3,9 @@
 //! The JSON report's schema is documented in `docs/json-report.md`; [`REPORT_VERSION`] changes
 //! whenever a field is removed or changes meaning (adding a field does not).
 
+pub mod metrics;
 pub mod model;
+pub mod progress;
 pub mod text;
 
 pub use model::{

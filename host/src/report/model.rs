@@ -26,6 +26,8 @@ pub struct RunReport {
     pub policy: PolicyInfo,
     /// Whether the plan asked for a hostname certificate order.
     pub order_hostname_certificate: bool,
+    /// The host-wide network facts (hostname DNS, CAA) and what they were based on.
+    pub network: crate::facts::network::NetworkReport,
     /// One entry per service, in configuration order.
     pub services: Vec<ServiceReport>,
     /// The policy's notices, then the host's own.

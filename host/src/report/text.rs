@@ -46,9 +46,12 @@ pub fn render(report: &RunReport, style: Style) -> String {
             p.name, p.version, p.contract_version, p.source, p.sha256
         );
         if let Some(failure) = &p.fallback_from {
-            let _ = writeln!(out, "policy fallback: the configured policy failed: {failure}");
+            let _ = writeln!(out, "policy fallback: the selected policy failed: {failure}");
         }
         let _ = writeln!(out, "hostname: {}", report.hostname);
+        for network_line in report.network.lines() {
+            let _ = writeln!(out, "{network_line}");
+        }
     }
     let width = report.services.iter().map(|s| s.name.len()).max().unwrap_or(7).max(7);
     let _ = writeln!(
@@ -125,7 +128,7 @@ fn details(out: &mut String, s: &ServiceReport) {
                 c.issuer_org.as_deref().unwrap_or("-"),
                 c.issuer_cn.as_deref().unwrap_or("-")
             );
-            let _ = writeln!(out, "{pad}valid: {} .. {} (Unix seconds)", c.not_before, c.not_after);
+            let _ = writeln!(out, "{pad}valid: {} to {}", utc(c.not_before), utc(c.not_after));
             let _ = writeln!(
                 out,
                 "{pad}key: {} {} bits{}; signature: {}; self-signed: {}",
@@ -136,6 +139,13 @@ fn details(out: &mut String, s: &ServiceReport) {
                 c.self_signed
             );
             let _ = writeln!(out, "{pad}chain: {}; revocation: {}", json(&c.chain), json(&c.revocation));
+            let _ = writeln!(
+                out,
+                "{pad}renewal window (ARI): {}",
+                c.renewal_window
+                    .as_ref()
+                    .map_or_else(|| "none".into(), crate::facts::network::window_summary)
+            );
             let _ = writeln!(out, "{pad}sha256: {}; serial: {}", c.sha256_fingerprint, c.serial);
         }
         other => {
@@ -146,10 +156,17 @@ fn details(out: &mut String, s: &ServiceReport) {
         KeyStatus::Matches => "matches the certificate".to_string(),
         other => json(other),
     };
-    let _ = writeln!(out, "{pad}key: {key}; covers hostname: {}", s.facts.covers_hostname);
+    let _ = writeln!(out, "{pad}private key: {key}; covers hostname: {}", s.facts.covers_hostname);
     for e in &s.facts.served {
-        let _ = writeln!(out, "{pad}served at {}: {}", e.endpoint, json(e));
+        let _ = writeln!(out, "{pad}served at {}: {}", e.endpoint, crate::probe::describe_served(e));
     }
+}
+
+/// A Unix time as OpenSSL prints certificate times ("Apr  1 00:00:00 2024 GMT").
+fn utc(seconds: i64) -> String {
+    openssl::asn1::Asn1Time::from_unix(seconds)
+        .map(|t| t.to_string())
+        .unwrap_or_else(|_| format!("{seconds} (Unix)"))
 }
 
 fn json<T: serde::Serialize>(value: &T) -> String {
