@@ -13,6 +13,7 @@ use toml::Spanned;
 
 use super::errors::{Problem, line_col};
 use super::names::is_dns_name;
+use super::resolve::check_absolute;
 
 /// The default recipient: the local administrator.
 pub const DEFAULT_RECIPIENT: &str = "root";
@@ -187,15 +188,9 @@ impl Sink<'_> {
 
     /// An absolute path, or an error naming `key`.
     pub(super) fn absolute_path(&mut self, value: &Spanned<String>, key: &str) -> Option<PathBuf> {
-        let s = value.get_ref();
-        let message = if s.is_empty() {
-            "the path must not be empty".to_owned()
-        } else if s.contains('\0') {
-            "the path must not contain NUL characters".to_owned()
-        } else if !Path::new(s).is_absolute() {
-            format!("{s:?} is not an absolute path (it must start with '/')")
-        } else {
-            return Some(PathBuf::from(s));
+        let message = match check_absolute(value.get_ref()) {
+            Ok(path) => return Some(path),
+            Err(message) => message,
         };
         self.error(Some(value.span()), key, message);
         None

@@ -562,15 +562,9 @@ impl Resolver<'_> {
         service: Option<&str>,
         key: &str,
     ) -> Option<PathBuf> {
-        let s = value.get_ref();
-        let message = if s.is_empty() {
-            "the path must not be empty".to_owned()
-        } else if s.contains('\0') {
-            "the path must not contain NUL characters".to_owned()
-        } else if !Path::new(s).is_absolute() {
-            format!("{s:?} is not an absolute path (it must start with '/')")
-        } else {
-            return Some(PathBuf::from(s));
+        let message = match check_absolute(value.get_ref()) {
+            Ok(path) => return Some(path),
+            Err(message) => message,
         };
         self.error(Some(value.span()), service, key, message);
         None
@@ -637,5 +631,18 @@ impl Resolver<'_> {
                 None
             }
         }
+    }
+}
+
+/// An absolute, non-empty path without NUL characters, or what is wrong with it.
+pub(super) fn check_absolute(s: &str) -> Result<PathBuf, String> {
+    if s.is_empty() {
+        Err("the path must not be empty".to_owned())
+    } else if s.contains('\0') {
+        Err("the path must not contain NUL characters".to_owned())
+    } else if !Path::new(s).is_absolute() {
+        Err(format!("{s:?} is not an absolute path (it must start with '/')"))
+    } else {
+        Ok(PathBuf::from(s))
     }
 }
