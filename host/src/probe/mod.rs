@@ -12,7 +12,8 @@
 //!   installed certificate, the served chain verified by the shared [`Verifier`] — so the
 //!   policy can warn about a service that was never reloaded, and `--dry-run --verbose` shows it;
 //! * after every install ([`AfterInstall`], an [`actions::install::PostReloadCheck`]): the
-//!   endpoints are probed until each serves the new certificate or `[probe] wait` runs out; if
+//!   endpoints are probed until each serves the new certificate on [`CONFIRMATIONS`] fresh
+//!   connections in a row or `[probe] wait` runs out; if
 //!   one never does, the install is rolled back (see [`actions::install::install_checked`]).
 //!
 //! Probes are blocking (std `TcpStream` with timeouts) and run in parallel, one thread per
@@ -41,6 +42,11 @@ pub use errors::ProbeError;
 pub const MAX_PARALLEL: usize = 16;
 /// How long to pause between rounds while waiting for a new certificate to be served.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(500);
+/// How many fresh connections in a row must get the new certificate before an install counts as
+/// verified (see `AfterInstall::wait_for`).
+pub const CONFIRMATIONS: u32 = 3;
+/// The pause between those confirming probes.
+pub const CONFIRM_INTERVAL: Duration = Duration::from_millis(100);
 /// The whole probe may take this many times the per-step timeout.
 const OVERALL_FACTOR: u32 = 3;
 
@@ -303,24 +309,34 @@ impl AfterInstall {
         AfterInstall { endpoints, settings, wait, poll: POLL_INTERVAL, previous }
     }
 
-    /// Probes until every endpoint serves `expected` or the wait runs out. An endpoint that has
-    /// served it once is not probed again.
+    /// Probes until every endpoint serves `expected` on [`CONFIRMATIONS`] fresh connections in
+    /// a row, or the wait runs out. The streak guards against a daemon whose old workers still
+    /// accept connections for a moment after a reload (nginx's do until they handle the signal
+    /// to quit): one answer from a new worker is not yet proof. When the wait runs out, an
+    /// endpoint whose last answer was `expected` counts as serving it.
     fn wait_for(&self, expected: &str, wait: Duration) -> WaitOutcome {
         let start = Instant::now();
         let mut last: Vec<Result<String, ProbeError>> =
             vec![Err(ProbeError::Connect("not probed yet".into())); self.endpoints.len()];
+        let mut streak = vec![0u32; self.endpoints.len()];
         loop {
             let pending: Vec<usize> =
-                (0..self.endpoints.len()).filter(|&i| last[i].as_deref() != Ok(expected)).collect();
+                (0..self.endpoints.len()).filter(|&i| streak[i] < CONFIRMATIONS).collect();
             let endpoints: Vec<&ProbeEndpoint> = pending.iter().map(|&i| &self.endpoints[i]).collect();
-            for (i, result) in pending.iter().zip(probe_all(&endpoints, &self.settings)) {
-                last[*i] = result.map(|served| served.fingerprint);
+            for (&i, result) in pending.iter().zip(probe_all(&endpoints, &self.settings)) {
+                last[i] = result.map(|served| served.fingerprint);
+                streak[i] = if last[i].as_deref() == Ok(expected) { streak[i] + 1 } else { 0 };
             }
-            let all_match = last.iter().all(|r| r.as_deref() == Ok(expected));
-            if all_match || start.elapsed() + self.poll > wait {
+            if streak.iter().all(|&n| n >= CONFIRMATIONS) {
+                return WaitOutcome { last, all_match: true, elapsed: start.elapsed() };
+            }
+            // Only confirmations left: probe again soon; otherwise wait a poll interval.
+            let pause = if streak.iter().all(|&n| n > 0) { CONFIRM_INTERVAL } else { self.poll };
+            if start.elapsed() + pause > wait {
+                let all_match = last.iter().all(|r| r.as_deref() == Ok(expected));
                 return WaitOutcome { last, all_match, elapsed: start.elapsed() };
             }
-            std::thread::sleep(self.poll);
+            std::thread::sleep(pause);
         }
     }
 

@@ -239,6 +239,31 @@ fn the_after_install_check_waits_then_reports_the_stale_certificate() {
     assert!(seen.contains("serves the new certificate"), "{seen}");
 }
 
+/// Like an nginx whose old worker still accepts for a moment after a reload: the first
+/// connection gets the new certificate, the second the previous one, then only the new one.
+#[test]
+fn one_answer_with_the_new_certificate_is_not_yet_verified() {
+    let old = material("probe.example");
+    let new = material("probe.example");
+    let (old_acceptor, new_acceptor) = (acceptor(&old), acceptor(&new));
+    let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = count.clone();
+    let (endpoint, _handle) = serve(5, move |stream| {
+        let n = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let _ = if n == 1 { old_acceptor.accept(stream) } else { new_acceptor.accept(stream) };
+    });
+    let check = AfterInstall::new(
+        vec![ProbeEndpoint { protocol: Protocol::Https, ..endpoint }],
+        settings(Duration::from_secs(2)),
+        Duration::from_secs(5),
+        Some(fingerprint(&old)),
+    );
+    let seen = check.new_certificate_served(&fingerprint(&new)).unwrap();
+    assert!(seen.contains("serves the new certificate"), "{seen}");
+    // 1 new + 1 old (streak reset) + 3 confirming new answers: five connections.
+    assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 5);
+}
+
 #[test]
 fn served_facts_compare_with_the_installed_certificate() {
     let m = material("probe.example");
