@@ -84,9 +84,12 @@ fn parse_key(base64: &str, origin: String) -> Result<TrustedKey, String> {
     Ok(TrustedKey { key_id: key_id(&raw[2..10]), origin, key, raw: raw[10..42].to_vec() })
 }
 
-/// A key ID as minisign prints it: the 8 bytes as a little-endian number, in uppercase hex.
+/// A key ID as minisign prints it (`"%" PRIX64`): the 8 bytes as a little-endian number, in
+/// uppercase hex without leading zeros — so it reads exactly as in the `.pub` file's comment.
 fn key_id(bytes: &[u8]) -> String {
-    bytes.iter().rev().map(|b| format!("{b:02X}")).collect()
+    let mut le = [0u8; 8];
+    le.copy_from_slice(&bytes[..8]);
+    format!("{:X}", u64::from_le_bytes(le))
 }
 
 /// Checks that `signature` (the text of a `.minisig` file at `location`) is a signature of
@@ -199,6 +202,9 @@ trusted comment: policy v1
     #[test]
     fn key_id_is_printed_as_minisign_does() {
         assert_eq!(keys()[0].key_id, "81DFC88F84A55400");
+        // minisign prints `%PRIX64`: no leading zeros (one key in 16 starts with one).
+        assert_eq!(key_id(&[0x1d, 0x01, 0x2b, 0x73, 0xe3, 0x80, 0x5f, 0x09]), "95F80E3732B011D");
+        assert_eq!(key_id(&[0; 8]), "0");
     }
 
     #[test]
