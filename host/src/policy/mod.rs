@@ -14,7 +14,7 @@ pub mod limits;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use openssl::sha::sha256;
 use wasmtime::component::{Component, Linker};
@@ -73,6 +73,9 @@ pub struct Evaluation {
     pub fuel_used: u64,
 }
 
+/// One module's compilation, done once per runtime: the component, or why it does not compile.
+type CompileSlot = OnceLock<Result<Component, String>>;
+
 /// The engine, the linkers and the limits, shared by every call.
 pub struct Runtime {
     engine: Engine,
@@ -80,8 +83,9 @@ pub struct Runtime {
     limits: Limits,
     cache: Option<cache::Cache>,
     /// Components compiled (or loaded from the cache) by this runtime, by SHA-256: loading the
-    /// same bytes again does not compile them again (see [`Runtime::load_embedded`]).
-    compiled: Mutex<HashMap<String, Component>>,
+    /// same bytes again does not compile them again, and a load while another thread compiles
+    /// the same bytes waits for that compilation (see [`Runtime::load_embedded`]).
+    compiled: Mutex<HashMap<String, Arc<CompileSlot>>>,
 }
 
 impl Runtime {
@@ -139,23 +143,23 @@ impl Runtime {
             });
         }
         let sha256 = hex::encode(sha256(bytes));
-        let known = self.compiled.lock().ok().and_then(|m| m.get(&sha256).cloned());
-        let component =
-            match known.or_else(|| self.cache.as_ref().and_then(|c| c.load(&self.engine, &sha256))) {
-                Some(component) => component,
-                None => {
-                    let component = Component::new(&self.engine, bytes).map_err(|e| {
-                        PolicyError::Invalid { module: module.clone(), message: format!("{e:#}") }
-                    })?;
-                    if let Some(cache) = &self.cache {
-                        cache.store(&component, &sha256);
-                    }
-                    component
+        let slot = match self.compiled.lock() {
+            Ok(mut compiled) => Arc::clone(compiled.entry(sha256.clone()).or_default()),
+            Err(_) => Arc::new(OnceLock::new()),
+        };
+        let component = slot
+            .get_or_init(|| {
+                if let Some(component) = self.cache.as_ref().and_then(|c| c.load(&self.engine, &sha256)) {
+                    return Ok(component);
                 }
-            };
-        if let Ok(mut compiled) = self.compiled.lock() {
-            compiled.entry(sha256.clone()).or_insert_with(|| component.clone());
-        }
+                let component = Component::new(&self.engine, bytes).map_err(|e| format!("{e:#}"))?;
+                if let Some(cache) = &self.cache {
+                    cache.store(&component, &sha256);
+                }
+                Ok(component)
+            })
+            .clone()
+            .map_err(|message| PolicyError::Invalid { module: module.clone(), message })?;
         let version = contract::detect(&self.engine, &component, &module)?;
         Ok(PolicyModule { source, sha256, version, component })
     }
