@@ -71,12 +71,34 @@ pub fn unix_now() -> i64 {
 
 /// Runs the whole job with the configuration at `config_path`.
 pub fn run(config_path: &Path, options: &RunOptions) -> Result<RunReport, RunError> {
-    let config = crate::config::load(config_path)?;
-    run_with(&config, options)
+    if !options.dry_run || options.policy.is_some() {
+        let config = crate::config::load(config_path)?;
+        return run_with(&config, options);
+    }
+    // A dry run has no compiled-policy cache: the default policy (the usual choice) is compiled on
+    // another thread while the configuration is read, on a core that would otherwise wait.
+    let runtime = Runtime::new(None);
+    std::thread::scope(|scope| {
+        if let Ok(runtime) = &runtime {
+            scope.spawn(|| runtime.load_embedded().is_ok());
+        }
+        let config = crate::config::load(config_path)?;
+        run_inner(&config, options, runtime.as_ref().ok())
+    })
 }
 
 /// Runs the whole job with a loaded configuration.
 pub fn run_with(config: &Config, options: &RunOptions) -> Result<RunReport, RunError> {
+    run_inner(config, options, None)
+}
+
+/// [`run_with`]; `prepared`: a policy runtime made earlier for this run (a dry run's), already
+/// compiling the default policy.
+fn run_inner(
+    config: &Config,
+    options: &RunOptions,
+    prepared: Option<&Runtime>,
+) -> Result<RunReport, RunError> {
     let now = unix_now();
     let mut host_notices: Vec<Notice> = config
         .warnings
@@ -118,14 +140,22 @@ pub fn run_with(config: &Config, options: &RunOptions) -> Result<RunReport, RunE
         Some(lock)
     };
 
-    let cache = (!options.dry_run).then(|| config.state_dir.join("cache"));
-    let runtime = Runtime::new(cache)?;
+    let own_runtime;
+    let runtime = match prepared {
+        Some(runtime) => runtime,
+        None => {
+            let cache = (!options.dry_run).then(|| config.state_dir.join("cache"));
+            own_runtime = Runtime::new(cache)?;
+            &own_runtime
+        }
+    };
     let progress = Progress::new(options.progress);
     progress.stage(&format!("checking services: {}", config.services.len()), 0);
-    let embedded_policy = matches!(
-        crate::policy_store::select::choose(config, options.policy.as_deref()),
-        Ok(crate::policy_store::select::Choice::Embedded)
-    );
+    let embedded_policy = prepared.is_none()
+        && matches!(
+            crate::policy_store::select::choose(config, options.policy.as_deref()),
+            Ok(crate::policy_store::select::Choice::Embedded)
+        );
     let gathered = std::thread::scope(|scope| {
         if embedded_policy {
             // Compiles the default policy on another thread while the facts are gathered.
@@ -149,14 +179,14 @@ pub fn run_with(config: &Config, options: &RunOptions) -> Result<RunReport, RunE
         message,
     }));
     // Revocation, hostname DNS, CAA and ARI: facts from the network (a dry run writes no cache).
-    let network = facts::network::enrich(config, &mut facts, options.dry_run);
+    let network = facts::network::enrich_with(config, &mut facts, options.dry_run, &gathered.network_free);
     host_notices.extend(network.notices.into_iter().map(|message| Notice {
         level: Level::Warning,
         service: None,
         message,
     }));
     let (module, metadata, plan, fallback_from) =
-        decide(&runtime, config, options, &facts, &mut host_notices)?;
+        decide(runtime, config, options, &facts, &mut host_notices)?;
     let acme = acme_step(config, options, &plan, now);
     host_notices.extend(acme.iter().flat_map(|step| step.notices.iter().cloned()));
 
@@ -167,7 +197,8 @@ pub fn run_with(config: &Config, options: &RunOptions) -> Result<RunReport, RunE
     for service in &config.services {
         by_name.entry(service.name.as_str()).or_insert(service);
     }
-    for (service_facts, decision) in facts.services.iter().zip(&plan.services) {
+    // The facts move into the report (10,000 services' facts are not worth copying).
+    for (service_facts, decision) in std::mem::take(&mut facts.services).into_iter().zip(&plan.services) {
         progress.step();
         let service = by_name.get(service_facts.name.as_str()).copied();
         let mut actions: Vec<ActionReport> = recovered
@@ -185,7 +216,7 @@ pub fn run_with(config: &Config, options: &RunOptions) -> Result<RunReport, RunE
             decision: decision.decision,
             reasons: decision.reasons.clone(),
             actions,
-            facts: service_facts.clone(),
+            facts: service_facts,
         });
     }
     for (name, action) in &recovered {

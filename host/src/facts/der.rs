@@ -1,5 +1,6 @@
 //! A minimal, strict DER reader: just enough to unwrap PKCS#8 and `ECPrivateKey` structures so
-//! that keys can be matched without OpenSSL 3's slow generic decoders (see `key.rs`). Every
+//! that keys can be matched without OpenSSL 3's slow generic decoders (see `key.rs`), and to
+//! check that a certificate is in the plain shape the fast path models (see `fast.rs`). Every
 //! read is bounds-checked; anything unexpected is `None`, and the caller falls back to OpenSSL.
 
 /// A DER element: its tag and contents.
@@ -19,6 +20,14 @@ pub(crate) const INTEGER: u8 = 0x02;
 pub(crate) const OCTET_STRING: u8 = 0x04;
 pub(crate) const BIT_STRING: u8 = 0x03;
 pub(crate) const OID: u8 = 0x06;
+pub(crate) const NULL: u8 = 0x05;
+pub(crate) const BOOLEAN: u8 = 0x01;
+pub(crate) const SET: u8 = 0x31;
+pub(crate) const UTF8_STRING: u8 = 0x0c;
+pub(crate) const PRINTABLE_STRING: u8 = 0x13;
+pub(crate) const IA5_STRING: u8 = 0x16;
+pub(crate) const UTC_TIME: u8 = 0x17;
+pub(crate) const GENERALIZED_TIME: u8 = 0x18;
 
 impl<'a> Reader<'a> {
     pub fn new(bytes: &'a [u8]) -> Reader<'a> {
@@ -27,6 +36,13 @@ impl<'a> Reader<'a> {
 
     pub fn is_empty(&self) -> bool {
         self.rest.is_empty()
+    }
+
+    /// The next element and its whole encoding (tag, length and contents).
+    pub fn next_raw(&mut self) -> Option<(Element<'a>, &'a [u8])> {
+        let start = self.rest;
+        let e = self.next()?;
+        Some((e, &start[..start.len() - self.rest.len()]))
     }
 
     /// The next element, whatever its tag (single-byte tags only, definite lengths only).
@@ -85,6 +101,24 @@ pub(crate) fn only(bytes: &[u8], tag: u8) -> Option<&[u8]> {
     let mut r = Reader::new(bytes);
     let contents = r.expect(tag)?;
     r.is_empty().then_some(contents)
+}
+
+/// Whether an OID's contents are well formed as OpenSSL decodes them: not empty, no
+/// sub-identifier starting with the padding octet 0x80, the last octet ending a sub-identifier.
+pub(crate) fn oid_is_valid(contents: &[u8]) -> bool {
+    let Some(&last) = contents.last() else { return false };
+    last & 0x80 == 0
+        && contents.iter().enumerate().all(|(i, &b)| b != 0x80 || (i > 0 && contents[i - 1] & 0x80 != 0))
+}
+
+/// An INTEGER's contents, if minimally encoded and not negative.
+pub(crate) fn positive_integer(contents: &[u8]) -> Option<&[u8]> {
+    match contents {
+        [] => None,
+        [first, ..] if first & 0x80 != 0 => None,
+        [0, second, ..] if second & 0x80 == 0 => None,
+        _ => Some(contents),
+    }
 }
 
 /// An OID's contents in dotted form ("1.2.840.10045.3.1.7").

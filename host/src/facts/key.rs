@@ -11,14 +11,16 @@
 //! No message ever contains key material: only paths, line numbers and OpenSSL reason strings.
 
 use openssl::asn1::Asn1Object;
-use openssl::bn::{BigNum, BigNumContext};
-use openssl::ec::EcPoint;
+use openssl::bn::{BigNum, BigNumContext, BigNumRef};
+use openssl::ec::{EcGroupRef, EcPoint, EcPointRef};
+use openssl::nid::Nid;
 use openssl::pkey::{PKey, Private, Public};
 use openssl::rsa::Rsa;
 use openssl::x509::X509Ref;
 
 use super::certificate::openssl_reason;
 use super::der::{self, BIT_STRING, INTEGER, OCTET_STRING, OID, Reader, SEQUENCE};
+use super::fast::{LazyLeaf, LeafKey};
 use super::model::KeyStatus;
 use super::pem::PemBlock;
 
@@ -38,6 +40,24 @@ pub(crate) fn match_key_blocks(blocks: &[PemBlock], cert: &X509Ref) -> Result<Ke
     }
     let key = decode(block)?;
     Ok(key_matches(cert, &key))
+}
+
+/// [`match_key_blocks`] for a leaf read by the fast path: the same answer, from the public key
+/// found in the certificate's DER. Falls back to [`match_key_blocks`] with the decoded certificate
+/// when the fast match does not apply; `None` only if that certificate cannot be decoded.
+pub(crate) fn match_key_blocks_fast(
+    blocks: &[PemBlock],
+    leaf_key: &LeafKey<'_>,
+    leaf: &LazyLeaf<'_>,
+) -> Option<Result<KeyStatus, String>> {
+    let block = match key_block(blocks) {
+        Ok(block) => block,
+        Err(e) => return Some(Err(e)),
+    };
+    if let Some(status) = fast_match_raw(&block.label, &block.der, leaf_key) {
+        return Some(Ok(status));
+    }
+    Some(match_key_blocks(blocks, leaf.get()?))
 }
 
 /// Decodes the first private key in PEM text (e.g. a key the tool just wrote). The error says
@@ -104,6 +124,27 @@ fn fast_match(label: &str, der: &[u8], cert: &X509Ref) -> Option<KeyStatus> {
     }
 }
 
+/// [`fast_match`] against a public key read from the certificate's DER (no decoded certificate).
+fn fast_match_raw(label: &str, der: &[u8], leaf_key: &LeafKey<'_>) -> Option<KeyStatus> {
+    let raw = match label {
+        "RSA PRIVATE KEY" => RawKey::Rsa(der),
+        "EC PRIVATE KEY" => ec_private_key(der, None)?,
+        "PRIVATE KEY" => pkcs8(der)?,
+        _ => return None,
+    };
+    match (raw, leaf_key) {
+        (RawKey::Rsa(der), LeafKey::Rsa { n, e }) => {
+            let (n, e) = (BigNum::from_slice(n).ok()?, BigNum::from_slice(e).ok()?);
+            rsa_match_parts(der, &n, &e)
+        }
+        (RawKey::Ec { scalar, curve }, LeafKey::Ec { curve: cert_curve, decoded, .. }) => {
+            ec_match_point(scalar, curve.as_deref(), cert_curve.group()?, decoded)
+        }
+        // A key of another type: the generic path decides (and words any decoding error).
+        _ => None,
+    }
+}
+
 /// `PrivateKeyInfo` / `OneAsymmetricKey` (RFC 5958) for RSA and EC.
 fn pkcs8(der: &[u8]) -> Option<RawKey<'_>> {
     let mut r = Reader::new(der::only(der, SEQUENCE)?);
@@ -160,22 +201,34 @@ fn ec_private_key(der: &[u8], outer_curve: Option<String>) -> Option<RawKey<'_>>
 }
 
 fn rsa_match(der: &[u8], public: &PKey<Public>) -> Option<KeyStatus> {
-    let key = Rsa::private_key_from_der(der).ok()?;
     let cert_rsa = public.rsa().ok()?;
-    Some(if cert_rsa.n() == key.n() && cert_rsa.e() == key.e() {
-        KeyStatus::Matches
-    } else {
-        KeyStatus::Mismatch
-    })
+    rsa_match_parts(der, cert_rsa.n(), cert_rsa.e())
+}
+
+/// Compares an `RSAPrivateKey` with the certificate's modulus and exponent.
+fn rsa_match_parts(der: &[u8], n: &BigNumRef, e: &BigNumRef) -> Option<KeyStatus> {
+    let key = Rsa::private_key_from_der(der).ok()?;
+    Some(if n == key.n() && e == key.e() { KeyStatus::Matches } else { KeyStatus::Mismatch })
 }
 
 fn ec_match(scalar: &[u8], curve: Option<&str>, public: &PKey<Public>) -> Option<KeyStatus> {
     let cert_ec = public.ec_key().ok()?;
-    let group = cert_ec.group();
+    ec_match_point(scalar, curve, cert_ec.group(), cert_ec.public_key())
+}
+
+/// Derives the public point from the private scalar and compares it with the certificate's.
+fn ec_match_point(
+    scalar: &[u8],
+    curve: Option<&str>,
+    group: &EcGroupRef,
+    cert_point: &EcPointRef,
+) -> Option<KeyStatus> {
     let cert_curve = group.curve_name()?;
-    // A key on another curve is left to the generic path (which also checks it decodes).
+    // A key on another curve is left to the generic path (which also checks it decodes). The
+    // usual curves are recognised by their OID's text without asking OpenSSL.
     if let Some(curve) = curve
-        && Asn1Object::from_str(curve).ok()?.nid() != cert_curve
+        && known_curve(curve).map_or_else(|| Asn1Object::from_str(curve).ok().map(|o| o.nid()), Some)?
+            != cert_curve
     {
         return None;
     }
@@ -193,10 +246,20 @@ fn ec_match(scalar: &[u8], curve: Option<&str>, public: &PKey<Public>) -> Option
         }
         let mut point = EcPoint::new(group).ok()?;
         point.mul_generator2(group, &k, &mut ctx).ok()?;
-        point.eq(group, cert_ec.public_key(), &mut ctx).ok()
+        point.eq(group, cert_point, &mut ctx).ok()
     })();
     k.clear();
     Some(if result? { KeyStatus::Matches } else { KeyStatus::Mismatch })
+}
+
+/// The NID of P-256, P-384 or P-521 from its OID in dotted form.
+fn known_curve(oid: &str) -> Option<Nid> {
+    match oid {
+        "1.2.840.10045.3.1.7" => Some(Nid::X9_62_PRIME256V1),
+        "1.3.132.0.34" => Some(Nid::SECP384R1),
+        "1.3.132.0.35" => Some(Nid::SECP521R1),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -247,6 +310,14 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn known_curves_are_openssls() {
+        for oid in ["1.2.840.10045.3.1.7", "1.3.132.0.34", "1.3.132.0.35"] {
+            assert_eq!(known_curve(oid), Some(Asn1Object::from_str(oid).unwrap().nid()), "{oid}");
+        }
+        assert_eq!(known_curve("1.3.132.0.10"), None);
     }
 
     #[test]

@@ -7,6 +7,12 @@
 //! certificates and keys are decoded and compared with OpenSSL ([`certificate`], [`key`]), and
 //! chains are verified by a shared [`Verifier`] ([`verify`]). Services are checked in parallel
 //! on every core (rayon) and reported in configuration order.
+//!
+//! Most certificates take a fast path ([`fast`]): their facts are read from the DER without
+//! OpenSSL's slow generic decoders, the key is matched against the public key found there, and the
+//! chain is verified once per distinct chain ([`Verifier::verify_fast`]). Anything outside the
+//! fast path's profile takes the full OpenSSL path, which gives the same facts
+//! ([`gather_service_full`] is kept as the reference for the tests).
 
 pub mod ari;
 pub mod caa;
@@ -14,6 +20,10 @@ pub mod certificate;
 mod der;
 pub mod dns;
 pub mod errors;
+mod fast;
+#[cfg(test)]
+mod fast_tests;
+mod hostmatch;
 pub mod key;
 pub mod model;
 pub mod network;
@@ -27,6 +37,7 @@ pub(crate) mod testpki;
 #[cfg(test)]
 mod tests;
 
+use std::collections::HashSet;
 use std::io;
 use std::path::Path;
 
@@ -34,7 +45,9 @@ use rayon::prelude::*;
 
 use crate::config::names::is_dns_name;
 use crate::config::{Config, ServiceConfig};
+use fast::{FastLeaf, LazyLeaf};
 use model::{CaaStatus, CertificateState, DnsStatus, HostFacts, KeyStatus, ServiceFacts, Timestamp};
+use pem::PemBlock;
 use read::ReadError;
 
 pub use certificate::{ParsedCertificate, certificate_facts, parse_certificate, public_key_facts};
@@ -65,6 +78,10 @@ pub struct Gathered {
     pub facts: HostFacts,
     /// Warnings for the admin that are not facts about one service.
     pub notices: Vec<String>,
+    /// SHA-256 fingerprints (hex) of service certificates known to name no OCSP responder, CRL
+    /// distribution point or authority key identifier: the network step
+    /// ([`network::enrich_with`]) has nothing to ask about them and need not read them again.
+    pub network_free: HashSet<String>,
 }
 
 /// Gathers the host's facts at time `now`. See [`gather_with`].
@@ -87,8 +104,17 @@ pub fn gather_using(config: &Config, verifier: &Verifier, options: &FactsOptions
     let notices = verifier.notices().to_vec();
     let (disable_auto_hostname_certificate, disable_service_certificate_management) =
         read_disable_flags(&config.state_dir);
-    let services: Vec<ServiceFacts> =
-        config.services.par_iter().map(|svc| gather_service(svc, &config.hostname, verifier, now)).collect();
+    let gathered: Vec<(ServiceFacts, bool)> = config
+        .services
+        .par_iter()
+        .map(|svc| gather_one(svc, &config.hostname, verifier, now, true))
+        .collect();
+    let network_free = gathered
+        .iter()
+        .filter(|(_, network_free)| *network_free)
+        .filter_map(|(facts, _)| facts.certificate.certificate().map(|c| c.sha256_fingerprint.clone()))
+        .collect();
+    let services: Vec<ServiceFacts> = gathered.into_iter().map(|(facts, _)| facts).collect();
     Gathered {
         facts: HostFacts {
             now,
@@ -103,6 +129,7 @@ pub fn gather_using(config: &Config, verifier: &Verifier, options: &FactsOptions
             services,
         },
         notices,
+        network_free,
     }
 }
 
@@ -114,6 +141,30 @@ pub fn gather_service(
     verifier: &Verifier,
     now: Timestamp,
 ) -> ServiceFacts {
+    gather_one(svc, hostname, verifier, now, true).0
+}
+
+/// [`gather_service`] on the full OpenSSL path only: the reference the fast path is tested
+/// against.
+#[cfg(test)]
+pub(crate) fn gather_service_full(
+    svc: &ServiceConfig,
+    hostname: &str,
+    verifier: &Verifier,
+    now: Timestamp,
+) -> ServiceFacts {
+    gather_one(svc, hostname, verifier, now, false).0
+}
+
+/// One service's facts, and whether its certificate is known to need nothing from the network
+/// step (see [`Gathered::network_free`]). `try_fast`: try the fast path first.
+fn gather_one(
+    svc: &ServiceConfig,
+    hostname: &str,
+    verifier: &Verifier,
+    now: Timestamp,
+    try_fast: bool,
+) -> (ServiceFacts, bool) {
     let unusable = |certificate: CertificateState| ServiceFacts {
         name: svc.name.clone(),
         certificate,
@@ -124,15 +175,96 @@ pub fn gather_service(
     let shown = svc.certificate.display();
     let bytes = match read_bounded(&svc.certificate, MAX_PEM_FILE_SIZE) {
         Ok(bytes) => bytes,
-        Err(ReadError::Missing(m)) => return unusable(CertificateState::Missing(m)),
-        Err(ReadError::Unreadable(m)) => return unusable(CertificateState::Unreadable(m)),
+        Err(ReadError::Missing(m)) => return (unusable(CertificateState::Missing(m)), false),
+        Err(ReadError::Unreadable(m)) => return (unusable(CertificateState::Unreadable(m)), false),
     };
     let blocks = match pem::scan(&bytes) {
         Ok(blocks) => blocks,
-        Err(e) => return unusable(CertificateState::Malformed(format!("{shown}: {e}"))),
+        Err(e) => return (unusable(CertificateState::Malformed(format!("{shown}: {e}"))), false),
     };
+    if try_fast && let Some(found) = gather_fast(svc, hostname, verifier, now, &blocks) {
+        return found;
+    }
+    (gather_full(svc, hostname, verifier, now, &blocks), false)
+}
+
+/// The fast path (see [`fast`]); `None` when the certificate is outside its profile, or anything
+/// needs the full path (which then also words any error).
+fn gather_fast(
+    svc: &ServiceConfig,
+    hostname: &str,
+    verifier: &Verifier,
+    now: Timestamp,
+    blocks: &[PemBlock],
+) -> Option<(ServiceFacts, bool)> {
+    let shown = svc.certificate.display();
+    let mut certs = blocks.iter().filter(|b| b.is_certificate());
+    let first = certs.next()?;
+    let leaf = FastLeaf::parse(&first.der)?;
+    let decoded = LazyLeaf::new(&first.der);
+    let mut chain = Vec::new();
+    let mut digests = Vec::new();
+    for block in certs {
+        let (cert, digest) = verifier.intermediate_with_digest(&block.der).ok()?;
+        chain.push(cert);
+        digests.push(digest);
+    }
+    let chain_file_problem = match &svc.chain {
+        Some(path) => match read_chain_file(path, verifier) {
+            Ok(certs) => {
+                for (cert, digest) in certs {
+                    chain.push(cert);
+                    digests.push(digest);
+                }
+                None
+            }
+            Err(problem) => Some(problem),
+        },
+        None => None,
+    };
+    let mut facts = leaf.facts(leaf.self_signed()?)?;
+    facts.chain = match chain_file_problem {
+        Some(problem) => model::ChainStatus::Incomplete(problem),
+        None => verifier.verify_fast(&leaf, &decoded, &chain, &digests, now)?,
+    };
+    let matcher = |blocks: &[PemBlock]| key::match_key_blocks_fast(blocks, &leaf.key, &decoded);
+    let key = if svc.key_file() == svc.certificate.as_path() {
+        matcher(blocks)?.unwrap_or_else(|e| KeyStatus::Malformed(format!("{shown}: {e}")))
+    } else {
+        key_status_with(svc.key_file(), matcher)?
+    };
+    let covers_hostname = match leaf.covers_hostname(hostname) {
+        Some(covers) => covers,
+        None => covers_hostname(decoded.get()?, hostname),
+    };
+    let facts = ServiceFacts {
+        name: svc.name.clone(),
+        covers_hostname,
+        certificate: CertificateState::Ok(Box::new(facts)),
+        key,
+        served: Vec::new(),
+    };
+    Some((facts, !leaf.may_ask_network))
+}
+
+/// The full OpenSSL path, from the certificate file's blocks.
+fn gather_full(
+    svc: &ServiceConfig,
+    hostname: &str,
+    verifier: &Verifier,
+    now: Timestamp,
+    blocks: &[PemBlock],
+) -> ServiceFacts {
+    let unusable = |certificate: CertificateState| ServiceFacts {
+        name: svc.name.clone(),
+        certificate,
+        key: KeyStatus::NotChecked,
+        covers_hostname: false,
+        served: Vec::new(),
+    };
+    let shown = svc.certificate.display();
     let parse_chain = |der: &[u8]| verifier.intermediate(der);
-    let parsed = match certificate::certificates_from_blocks(&blocks, &parse_chain) {
+    let parsed = match certificate::certificates_from_blocks(blocks, &parse_chain) {
         Ok(parsed) => parsed,
         Err(e) => return unusable(CertificateState::Malformed(format!("{shown}: {e}"))),
     };
@@ -141,7 +273,7 @@ pub fn gather_service(
     let chain_file_problem = match &svc.chain {
         Some(path) => match read_chain_file(path, verifier) {
             Ok(certs) => {
-                chain.extend(certs);
+                chain.extend(certs.into_iter().map(|(cert, _)| cert));
                 None
             }
             Err(problem) => Some(problem),
@@ -155,7 +287,7 @@ pub fn gather_service(
     };
 
     let key = if svc.key_file() == svc.certificate.as_path() {
-        key::match_key_blocks(&blocks, &parsed.leaf)
+        key::match_key_blocks(blocks, &parsed.leaf)
             .unwrap_or_else(|e| KeyStatus::Malformed(format!("{shown}: {e}")))
     } else {
         key_status(svc.key_file(), &parsed.leaf)
@@ -170,9 +302,9 @@ pub fn gather_service(
     }
 }
 
-/// The intermediates in a separate chain file (an empty file is no intermediates). The error
-/// is a message for `ChainStatus::Incomplete`.
-fn read_chain_file(path: &Path, verifier: &Verifier) -> Result<Vec<openssl::x509::X509>, String> {
+/// The intermediates in a separate chain file (an empty file is no intermediates), each with the
+/// SHA-256 of its DER. The error is a message for `ChainStatus::Incomplete`.
+fn read_chain_file(path: &Path, verifier: &Verifier) -> Result<Vec<(openssl::x509::X509, [u8; 32])>, String> {
     let shown = path.display();
     let bytes = read_bounded(path, MAX_PEM_FILE_SIZE).map_err(|e| match e {
         ReadError::Missing(m) => format!("the chain file {m} does not exist"),
@@ -183,23 +315,35 @@ fn read_chain_file(path: &Path, verifier: &Verifier) -> Result<Vec<openssl::x509
         Err(pem::PemError::Empty) => return Ok(Vec::new()),
         Err(e) => return Err(format!("the chain file {shown}: {e}")),
     };
-    certificate::chain_from_blocks(&blocks, &|der| verifier.intermediate(der))
-        .map_err(|e| format!("the chain file {shown}: {e}"))
+    let certs = certificate::chain_from_blocks(&blocks, &|der| verifier.intermediate(der))
+        .map_err(|e| format!("the chain file {shown}: {e}"))?;
+    let digests = blocks.iter().filter(|b| b.is_certificate()).map(|b| openssl::sha::sha256(&b.der));
+    Ok(certs.into_iter().zip(digests).collect())
 }
 
 /// Reads the key file and compares it with the certificate.
 fn key_status(path: &Path, leaf: &openssl::x509::X509Ref) -> KeyStatus {
+    // The matcher always answers, so `None` does not happen.
+    key_status_with(path, |blocks| Some(key::match_key_blocks(blocks, leaf))).unwrap_or(KeyStatus::NotChecked)
+}
+
+/// Reads the key file and compares its blocks with `matcher` (`None` from the matcher is passed
+/// on: the fast path gives up).
+fn key_status_with(
+    path: &Path,
+    matcher: impl FnOnce(&[PemBlock]) -> Option<Result<KeyStatus, String>>,
+) -> Option<KeyStatus> {
     let shown = path.display();
     let bytes = match read_bounded(path, MAX_PEM_FILE_SIZE) {
         Ok(bytes) => bytes,
-        Err(ReadError::Missing(m)) => return KeyStatus::Missing(m),
-        Err(ReadError::Unreadable(m)) => return KeyStatus::Unreadable(m),
+        Err(ReadError::Missing(m)) => return Some(KeyStatus::Missing(m)),
+        Err(ReadError::Unreadable(m)) => return Some(KeyStatus::Unreadable(m)),
     };
     let blocks = match pem::scan(&bytes) {
         Ok(blocks) => blocks,
-        Err(e) => return KeyStatus::Malformed(format!("{shown}: {e}")),
+        Err(e) => return Some(KeyStatus::Malformed(format!("{shown}: {e}"))),
     };
-    key::match_key_blocks(&blocks, leaf).unwrap_or_else(|e| KeyStatus::Malformed(format!("{shown}: {e}")))
+    Some(matcher(&blocks)?.unwrap_or_else(|e| KeyStatus::Malformed(format!("{shown}: {e}"))))
 }
 
 /// Whether the switch files exist in the state directory: (`disable_auto_hostname_certificate`,

@@ -131,7 +131,7 @@ pub fn scan(data: &[u8]) -> Result<Vec<PemBlock>, PemError> {
                     return Err(PemError::BadBase64 { label: block.label.clone(), line: block.line });
                 }
                 // Checked just above: ASCII only.
-                block.body.push_str(&String::from_utf8_lossy(line));
+                block.body.push_str(std::str::from_utf8(line).unwrap_or_default());
             }
         } else if let Some(label) = marker(line, b"-----BEGIN ") {
             open = Some(Open {

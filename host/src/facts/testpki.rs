@@ -53,6 +53,14 @@ pub struct Spec {
     pub digest: Option<MessageDigest>,
     pub serial: u64,
     pub server_auth: bool,
+    /// The subject's entries, instead of `O=org, CN=cn`.
+    pub subject: Option<Vec<(Nid, String)>>,
+    /// The issuer's entries, instead of the issuer's subject (or the subject, self-signed).
+    pub issuer_name: Option<Vec<(Nid, String)>>,
+    /// Only the extensions in `extra` (no basicConstraints, keyUsage, EKU, SKI, AKI, SAN).
+    pub bare: bool,
+    /// More extensions: (OID in dotted form, critical, DER value).
+    pub extra: Vec<(String, bool, Vec<u8>)>,
 }
 
 impl Spec {
@@ -69,6 +77,10 @@ impl Spec {
             digest: Some(MessageDigest::sha256()),
             serial: 0x1234_abcd,
             server_auth: true,
+            subject: None,
+            issuer_name: None,
+            bare: false,
+            extra: Vec::new(),
         }
     }
 
@@ -89,10 +101,19 @@ impl Spec {
 /// Issues a certificate for `key`, signed by `issuer` (self-signed without one).
 pub fn issue(spec: &Spec, key: &PKey<Private>, issuer: Option<&Issued>) -> X509 {
     let mut name = X509NameBuilder::new().unwrap();
-    if let Some(org) = &spec.org {
-        name.append_entry_by_nid(Nid::ORGANIZATIONNAME, org).unwrap();
+    match &spec.subject {
+        Some(entries) => {
+            for (nid, value) in entries {
+                name.append_entry_by_nid(*nid, value).unwrap();
+            }
+        }
+        None => {
+            if let Some(org) = &spec.org {
+                name.append_entry_by_nid(Nid::ORGANIZATIONNAME, org).unwrap();
+            }
+            name.append_entry_by_nid(Nid::COMMONNAME, &spec.cn).unwrap();
+        }
     }
-    name.append_entry_by_nid(Nid::COMMONNAME, &spec.cn).unwrap();
     let name = name.build();
 
     let mut b = X509Builder::new().unwrap();
@@ -100,14 +121,32 @@ pub fn issue(spec: &Spec, key: &PKey<Private>, issuer: Option<&Issued>) -> X509 
     let serial = Asn1Integer::from_bn(&BigNum::from_dec_str(&spec.serial.to_string()).unwrap()).unwrap();
     b.set_serial_number(&serial).unwrap();
     b.set_subject_name(&name).unwrap();
-    match issuer {
-        Some(i) => b.set_issuer_name(i.cert.subject_name()).unwrap(),
-        None => b.set_issuer_name(&name).unwrap(),
+    match (&spec.issuer_name, issuer) {
+        (Some(entries), _) => {
+            let mut issuer_name = X509NameBuilder::new().unwrap();
+            for (nid, value) in entries {
+                issuer_name.append_entry_by_nid(*nid, value).unwrap();
+            }
+            b.set_issuer_name(&issuer_name.build()).unwrap();
+        }
+        (None, Some(i)) => b.set_issuer_name(i.cert.subject_name()).unwrap(),
+        (None, None) => b.set_issuer_name(&name).unwrap(),
     }
     b.set_pubkey(key).unwrap();
     b.set_not_before(&Asn1Time::from_unix(spec.not_before).unwrap()).unwrap();
     b.set_not_after(&Asn1Time::from_unix(spec.not_after).unwrap()).unwrap();
 
+    for (oid, critical, der) in &spec.extra {
+        let oid = openssl::asn1::Asn1Object::from_str(oid).unwrap();
+        let value = openssl::asn1::Asn1OctetString::new_from_bytes(der).unwrap();
+        b.append_extension(openssl::x509::X509Extension::new_from_der(&oid, *critical, &value).unwrap())
+            .unwrap();
+    }
+    if spec.bare {
+        let signing_key = issuer.map_or(key, |i| &i.key);
+        b.sign(signing_key, spec.digest.unwrap_or_else(MessageDigest::null)).unwrap();
+        return b.build();
+    }
     let mut bc = BasicConstraints::new();
     bc.critical();
     if spec.ca {

@@ -5,7 +5,17 @@
 //! thread; an intermediate shared by many certificates (every Let's Encrypt leaf has one of a
 //! handful) is decoded once and kept by its SHA-256. The [`Verifier`] is `Sync`: the services
 //! are checked on all cores with rayon.
+//!
+//! Leaves read by the fast path ([`super::fast`]) are verified by [`Verifier::verify_fast`]: the
+//! first leaf under a given chain (its issuer name, authority key identifier, signature algorithm
+//! and the untrusted certificates beside it) is verified in full by `X509_verify_cert`, and what
+//! that taught about the chain *above* the leaf is kept: either "the chain is trusted" with the
+//! issuer's decoded public key, or a failure that lies above the leaf. Every later leaf under the
+//! same chain then costs one signature check with the cached key plus its validity dates, in the
+//! order `X509_verify_cert` checks them. See [`Verifier::verify_fast`] for why this gives the same
+//! answer.
 
+use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::Path;
@@ -15,10 +25,13 @@ use openssl::error::ErrorStack;
 use openssl::stack::Stack;
 use openssl::x509::store::{X509Lookup, X509Store, X509StoreBuilder};
 use openssl::x509::verify::{X509CheckFlags, X509VerifyFlags, X509VerifyParam};
-use openssl::x509::{X509, X509NameRef, X509PurposeId, X509Ref, X509StoreContext, X509VerifyResult};
+use openssl::x509::{
+    X509, X509Builder, X509Name, X509NameRef, X509PurposeId, X509Ref, X509StoreContext, X509VerifyResult,
+};
 
 use super::certificate::{chain_from_blocks, openssl_reason};
 use super::errors::FactsError;
+use super::fast::{FastLeaf, LazyLeaf, VerifyKey};
 use super::model::ChainStatus;
 use super::pem;
 use super::read::{ReadError, read_bounded};
@@ -30,10 +43,27 @@ pub const MAX_TRUST_FILE_SIZE: u64 = 16 * 1024 * 1024;
 /// How many distinct intermediates are kept decoded.
 const MAX_CACHED_INTERMEDIATES: usize = 4096;
 
+/// How many chains (and names looked up in the trust store) the fast path remembers.
+const MAX_MEMO_ENTRIES: usize = 1 << 16;
+
 /// `X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT`
 const ERR_UNABLE_TO_GET_ISSUER_CERT: i32 = 2;
 /// `X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY`
 const ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY: i32 = 20;
+/// `X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN`
+const ERR_SELF_SIGNED_CERT_IN_CHAIN: i32 = 19;
+/// Failures `X509_verify_cert` reports after it has built a chain to a trust anchor, about one
+/// certificate (at the depth reported): unable to decode the issuer's key (6), signature (7), not
+/// yet valid / expired (9, 10), bad validity field (13, 14), not a CA (24), path length (25),
+/// purpose (26), no certSign key usage (32), unhandled critical extension (34).
+const ERR_AFTER_CHAIN_BUILT: [i32; 11] = [6, 7, 9, 10, 13, 14, 24, 25, 26, 32, 34];
+
+/// OpenSSL's messages (`X509_verify_cert_error_string`) for the failures the fast path reports
+/// itself; `fast_tests.rs` checks them against OpenSSL's.
+const MSG_SIGNATURE_FAILURE: &str = "certificate signature failure";
+const MSG_NOT_YET_VALID: &str = "certificate is not yet valid";
+const MSG_EXPIRED: &str = "certificate has expired";
+const MSG_DEPTH_ZERO_SELF_SIGNED: &str = "self-signed certificate";
 
 /// Verifies chains against the configured trust (system store and extra roots).
 pub struct Verifier {
@@ -43,7 +73,22 @@ pub struct Verifier {
     store: Mutex<Option<(i64, Arc<X509Store>)>>,
     /// Decoded intermediates by the SHA-256 of their DER.
     intermediates: RwLock<HashMap<[u8; 32], X509>>,
+    /// What full verifications taught about chains above leaves (see [`Verifier::verify_fast`]).
+    chains: RwLock<HashMap<[u8; 32], Arc<Above>>>,
+    /// Names (DER) looked up in the trust store: whether no trusted certificate has that subject.
+    absent_names: RwLock<HashMap<Vec<u8>, bool>>,
     notices: Vec<String>,
+}
+
+/// What a full verification of one leaf taught about the chain above it.
+enum Above {
+    /// The chain above verified; the issuer's public key.
+    Trusted(VerifyKey),
+    /// It failed above the leaf: every leaf under it gets this status. `anchorless`: no trust
+    /// anchor was found, so a leaf that is itself a trusted certificate would be trusted directly
+    /// (`X509_verify_cert`'s last resort with `PARTIAL_CHAIN`); the status holds only for leaves
+    /// whose subject no trusted certificate has.
+    Failed { status: ChainStatus, anchorless: bool },
 }
 
 struct Trust {
@@ -93,6 +138,8 @@ impl Verifier {
             trust: Some(Trust { roots, hash_dirs }),
             store: Mutex::new(None),
             intermediates: RwLock::new(HashMap::new()),
+            chains: RwLock::new(HashMap::new()),
+            absent_names: RwLock::new(HashMap::new()),
             notices,
         })
     }
@@ -104,6 +151,8 @@ impl Verifier {
             trust: None,
             store: Mutex::new(None),
             intermediates: RwLock::new(HashMap::new()),
+            chains: RwLock::new(HashMap::new()),
+            absent_names: RwLock::new(HashMap::new()),
             notices: vec![format!("Certificate chains were not verified: {reason}")],
         }
     }
@@ -120,9 +169,14 @@ impl Verifier {
 
     /// Decodes a DER certificate that is not a leaf (an intermediate), once per distinct DER.
     pub fn intermediate(&self, der: &[u8]) -> Result<X509, ErrorStack> {
+        self.intermediate_with_digest(der).map(|(cert, _)| cert)
+    }
+
+    /// [`Verifier::intermediate`], with the SHA-256 of the DER.
+    pub(crate) fn intermediate_with_digest(&self, der: &[u8]) -> Result<(X509, [u8; 32]), ErrorStack> {
         let digest = openssl::sha::sha256(der);
         if let Some(cert) = self.intermediates.read().ok().and_then(|m| m.get(&digest).cloned()) {
-            return Ok(cert);
+            return Ok((cert, digest));
         }
         let cert = X509::from_der(der)?;
         if let Ok(mut map) = self.intermediates.write()
@@ -130,7 +184,13 @@ impl Verifier {
         {
             map.insert(digest, cert.clone());
         }
-        Ok(cert)
+        Ok((cert, digest))
+    }
+
+    /// How many chains the fast path has memoised.
+    #[cfg(test)]
+    pub(crate) fn memoised_chains(&self) -> usize {
+        self.chains.read().map_or(0, |m| m.len())
     }
 
     /// How many distinct intermediates have been decoded and kept.
@@ -163,6 +223,18 @@ impl Verifier {
         chain: &[X509],
         now: i64,
     ) -> Result<Option<Failure>, ErrorStack> {
+        self.run_verify_keeping(trust, leaf, chain, now, false).map(|(failure, _)| failure)
+    }
+
+    /// Runs `X509_verify_cert`; with `keep_chain`, also returns the chain it built.
+    fn run_verify_keeping(
+        &self,
+        trust: &Trust,
+        leaf: &X509Ref,
+        chain: &[X509],
+        now: i64,
+        keep_chain: bool,
+    ) -> Result<(Option<Failure>, Vec<X509>), ErrorStack> {
         let store = self.store_at(trust, now)?;
         let mut untrusted = Stack::new()?;
         for cert in chain {
@@ -170,13 +242,134 @@ impl Verifier {
         }
         let mut context = X509StoreContext::new()?;
         context.init(&store, leaf, &untrusted, |ctx| {
-            if ctx.verify_cert()? {
-                return Ok(None);
+            let verified = ctx.verify_cert()?;
+            let built = match ctx.chain() {
+                Some(stack) if keep_chain => stack.iter().map(X509Ref::to_owned).collect(),
+                _ => Vec::new(),
+            };
+            if verified {
+                return Ok((None, built));
             }
             let depth = ctx.error_depth();
             let at = ctx.current_cert().map(|c| (name_text(c.subject_name()), name_text(c.issuer_name())));
-            Ok(Some(Failure { error: ctx.error(), depth, at }))
+            Ok((Some(Failure { error: ctx.error(), depth, at }), built))
         })
+    }
+
+    /// Verifies a leaf read by the fast path; the same status as [`Verifier::verify`] gives for
+    /// the decoded leaf (`leaf` decodes it on demand). `chain_digests` are the SHA-256 of the
+    /// `chain` certificates' DER. `None` only if the leaf cannot be decoded when needed.
+    ///
+    /// Why the memo is exact. `X509_verify_cert` (OpenSSL 3.0, no callback, no flags but
+    /// `PARTIAL_CHAIN`, purpose sslserver) stops at the first failure, in this order: build the
+    /// chain; check extensions bottom-up (critical, CA, purpose, path length); the leaf's key must
+    /// decode; then signatures and validity top-down; then name constraints. For a leaf in the
+    /// fast path's profile that is not self-issued, building the chain depends on the leaf only
+    /// through its issuer name, authority key identifier and signature algorithm (issuer
+    /// candidates are matched on those) and the untrusted certificates offered — the memo's key —
+    /// except for the last resort of a chain without a trust anchor: the leaf itself found in the
+    /// trust store (hence `anchorless`). The profile guarantees the leaf's own extension checks
+    /// and key decoding pass, and that nothing but its signature and dates is checked at depth 0
+    /// once the chain is built; chains with name or policy constraints are never memoised. So:
+    /// a chain that verified for one leaf verifies for another up to that leaf's signature (with
+    /// the same issuer key) and then its dates; a failure found above the leaf is found first for
+    /// every leaf.
+    ///
+    /// A self-issued leaf with an empty chain, marked self-signed by OpenSSL's rules, whose name
+    /// no trusted certificate has, always fails chain building with "self-signed certificate".
+    /// Everything else is verified in full.
+    pub(crate) fn verify_fast(
+        &self,
+        leaf: &FastLeaf<'_>,
+        decoded: &LazyLeaf<'_>,
+        chain: &[X509],
+        chain_digests: &[[u8; 32]],
+        now: i64,
+    ) -> Option<ChainStatus> {
+        let Some(trust) = &self.trust else {
+            return Some(ChainStatus::NotChecked);
+        };
+        let full = || Some(self.verify(decoded.get()?, chain, now));
+        if chain_digests.contains(&leaf.digest) {
+            return full();
+        }
+        if leaf.self_issued()? {
+            if chain.is_empty() && leaf.marked_self_signed() && self.name_absent(trust, leaf.subject)? {
+                return Some(ChainStatus::Untrusted(MSG_DEPTH_ZERO_SELF_SIGNED.to_owned()));
+            }
+            return full();
+        }
+        let key = memo_key(leaf, chain_digests, now);
+        let known = self.chains.read().ok().and_then(|m| m.get(&key).cloned());
+        match known.as_deref() {
+            Some(Above::Trusted(issuer_key)) => {
+                return Some(if !leaf.verify_with(issuer_key) {
+                    ChainStatus::Untrusted(MSG_SIGNATURE_FAILURE.to_owned())
+                } else if leaf.not_before > now {
+                    ChainStatus::Untrusted(MSG_NOT_YET_VALID.to_owned())
+                } else if leaf.not_after <= now {
+                    ChainStatus::Untrusted(MSG_EXPIRED.to_owned())
+                } else {
+                    ChainStatus::Trusted
+                });
+            }
+            Some(Above::Failed { status, anchorless }) => {
+                if !anchorless || self.name_absent(trust, leaf.subject)? {
+                    return Some(status.clone());
+                }
+                return full();
+            }
+            None => {}
+        }
+        let decoded = decoded.get()?;
+        let Ok((failure, built)) = self.run_verify_keeping(trust, decoded, chain, now, true) else {
+            return Some(ChainStatus::NotChecked);
+        };
+        let learned = learn(failure.as_ref(), &built);
+        let status = match failure {
+            None => ChainStatus::Trusted,
+            Some(failure) => failure.into_status(chain.is_empty()),
+        };
+        if let Some(above) = learned {
+            let above = match above {
+                Learned::Trusted(key) => Above::Trusted(key),
+                Learned::Failed { anchorless } => Above::Failed { status: status.clone(), anchorless },
+            };
+            if let Ok(mut map) = self.chains.write()
+                && map.len() < MAX_MEMO_ENTRIES
+            {
+                map.insert(key, Arc::new(above));
+            }
+        }
+        Some(status)
+    }
+
+    /// Whether no certificate in the trust store has the subject `name` (DER), as the store's
+    /// lookups by name would find: the loaded roots (compared as OpenSSL compares names) and, in
+    /// the hashed directories, a file named after the name's hash. `None` if OpenSSL cannot
+    /// decode the name.
+    fn name_absent(&self, trust: &Trust, name: &[u8]) -> Option<bool> {
+        if let Some(known) = self.absent_names.read().ok().and_then(|m| m.get(name).copied()) {
+            return Some(known);
+        }
+        let decoded = X509Name::from_der(name).ok()?;
+        let mut absent = !trust
+            .roots
+            .iter()
+            .any(|root| root.subject_name().try_cmp(&decoded).ok() == Some(Ordering::Equal));
+        if absent && !trust.hash_dirs.is_empty() {
+            // X509_NAME_hash_ex of the name, through a certificate that has it as its subject.
+            let mut builder = X509Builder::new().ok()?;
+            builder.set_subject_name(&decoded).ok()?;
+            let hash = builder.build().subject_name_hash();
+            absent = !trust.hash_dirs.iter().any(|dir| Path::new(&format!("{dir}/{hash:08x}.0")).exists());
+        }
+        if let Ok(mut map) = self.absent_names.write()
+            && map.len() < MAX_MEMO_ENTRIES
+        {
+            map.insert(name.to_vec(), absent);
+        }
+        Some(absent)
     }
 
     /// The store for verification time `now`, built once per distinct time (a run has one).
@@ -208,6 +401,77 @@ impl Verifier {
         *cached = Some((now, Arc::clone(&store)));
         Ok(store)
     }
+}
+
+/// The memo's key: the verification time, the leaf's issuer name, authority key identifier and
+/// signature algorithm, and the untrusted certificates offered with it.
+fn memo_key(leaf: &FastLeaf<'_>, chain_digests: &[[u8; 32]], now: i64) -> [u8; 32] {
+    let mut h = openssl::sha::Sha256::new();
+    let mut part = |bytes: &[u8]| {
+        h.update(&(bytes.len() as u64).to_be_bytes());
+        h.update(bytes);
+    };
+    part(&now.to_be_bytes());
+    part(leaf.issuer);
+    match leaf.akid {
+        Some(akid) => {
+            part(b"akid");
+            part(akid);
+        }
+        None => part(b"no akid"),
+    }
+    part(leaf.sig_alg_der);
+    for digest in chain_digests {
+        part(digest);
+    }
+    h.finish()
+}
+
+enum Learned {
+    Trusted(VerifyKey),
+    Failed { anchorless: bool },
+}
+
+/// What a full verification's outcome says about the chain above the leaf (see
+/// [`Verifier::verify_fast`]), if anything; `built` is the chain `X509_verify_cert` built.
+fn learn(failure: Option<&Failure>, built: &[X509]) -> Option<Learned> {
+    // Name or policy constraints anywhere above the leaf: the outcome may depend on the leaf.
+    for cert in built.iter().skip(1) {
+        if !plain_above_leaf(cert)? {
+            return None;
+        }
+    }
+    match failure {
+        None => {
+            let issuer = built.get(1)?;
+            Some(Learned::Trusted(VerifyKey::from_pkey(issuer.public_key().ok()?)?))
+        }
+        Some(f) => {
+            let code = f.error.as_raw();
+            if code == ERR_UNABLE_TO_GET_ISSUER_CERT
+                || code == ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY
+                || code == ERR_SELF_SIGNED_CERT_IN_CHAIN
+            {
+                Some(Learned::Failed { anchorless: true })
+            } else if f.depth >= 1 && built.len() >= 2 && ERR_AFTER_CHAIN_BUILT.contains(&code) {
+                Some(Learned::Failed { anchorless: false })
+            } else {
+                None
+            }
+        }
+    }
+}
+
+/// Whether a certificate above the leaf has none of the extensions that make a chain's outcome
+/// depend on the leaf (name constraints, policy mappings/constraints, inhibitAnyPolicy, proxy
+/// certificate info). `None` if it cannot be read.
+fn plain_above_leaf(cert: &X509Ref) -> Option<bool> {
+    use x509_parser::prelude::FromDer;
+    const LEAF_DEPENDENT: [&str; 5] =
+        ["2.5.29.30", "2.5.29.33", "2.5.29.36", "2.5.29.54", "1.3.6.1.5.5.7.1.14"];
+    let der = cert.to_der().ok()?;
+    let (_, parsed) = x509_parser::certificate::X509Certificate::from_der(&der).ok()?;
+    Some(parsed.extensions().iter().all(|e| !LEAF_DEPENDENT.contains(&e.oid.to_id_string().as_str())))
 }
 
 struct Failure {
