@@ -1,13 +1,18 @@
 //! `cargo bench --bench dry_run [-- N...]`: `checkallsslcerts --dry-run` over N services with real
-//! certificate files, against the floor of a minimal in-process OpenSSL loop that only parses
-//! and verifies the same files. Prints wall times (median of 3) and peak RSS.
+//! certificate files, against two floors: a minimal in-process loop that parses and verifies the
+//! same files with OpenSSL's generic calls (`PEM_read_bio_X509`, `X509_verify_cert`, key decoding:
+//! what a straightforward checker does), and the signature floor — read each certificate file,
+//! decode its PEM and check the leaf's one ECDSA signature with its issuer's key decoded once —
+//! below which no checker of every signature can go. Prints wall times (median of 3) and peak RSS.
 //!
 //! Corpus (made once under `target/bench/corpus-N`): one EC P-256 leaf per service plus a
 //! shared intermediate (two intermediates: a "Let's Encrypt" one and another), 70 % valid,
 //! 10 % expiring, 10 % expired, 10 % self-signed; each with its key.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use openssl::asn1::{Asn1Integer, Asn1Time};
@@ -201,14 +206,59 @@ fn floor(root: &Path, n: usize) -> Duration {
     started.elapsed()
 }
 
+/// The signature floor: read every certificate file, decode its PEM, and check the leaf's
+/// signature (one ECDSA P-256 verify) with the issuer's key, decoded once per issuer (the
+/// leaf's own key when self-signed), on all cores. Nothing else: no key file, no chain checks.
+fn signature_floor(root: &Path, n: usize) -> Duration {
+    use openssl::ec::{EcKey, EcPoint};
+    use openssl::ecdsa::EcdsaSig;
+    use openssl::pkey::Public;
+    use x509_parser::prelude::{FromDer, X509Certificate};
+    let started = Instant::now();
+    let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).expect("group");
+    let issuers: Mutex<HashMap<Vec<u8>, EcKey<Public>>> = Mutex::new(HashMap::new());
+    let ok: usize = (0..n)
+        .into_par_iter()
+        .map(|i| {
+            let bytes = std::fs::read(root.join(format!("s{i:05}")).join("cert.pem")).expect("cert");
+            let blocks = checkallsslcerts::facts::pem::scan(&bytes).expect("pem");
+            let (_, leaf) = X509Certificate::from_der(&blocks[0].der).expect("leaf");
+            let key = if leaf.subject().as_raw() == leaf.issuer().as_raw() {
+                let mut ctx = openssl::bn::BigNumContext::new().expect("ctx");
+                let point = EcPoint::from_bytes(&group, &leaf.public_key().subject_public_key.data, &mut ctx)
+                    .expect("point");
+                EcKey::from_public_key(&group, &point).expect("key")
+            } else {
+                let issuer = &blocks[1].der;
+                let mut map = issuers.lock().expect("lock");
+                map.entry(issuer.to_vec())
+                    .or_insert_with(|| {
+                        X509::from_der(issuer)
+                            .expect("issuer")
+                            .public_key()
+                            .expect("pk")
+                            .ec_key()
+                            .expect("ec")
+                    })
+                    .clone()
+            };
+            let signature = EcdsaSig::from_der(&leaf.signature_value.data).expect("signature");
+            let digest = openssl::sha::sha256(leaf.tbs_certificate.as_ref());
+            usize::from(signature.verify(&digest, &key).expect("verify"))
+        })
+        .sum();
+    assert_eq!(ok, n, "every leaf's signature verifies");
+    started.elapsed()
+}
+
 fn main() {
     let sizes: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
     let sizes = if sizes.is_empty() { vec![1_000, 10_000] } else { sizes };
     let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench");
     println!(
-        "| services | checkallsslcerts --dry-run (median of 3) | peak RSS | openssl floor (median of 3) | ratio |"
+        "| services | checkallsslcerts --dry-run (median of 3) | peak RSS | openssl floor (median of 3) | ratio | signature floor (median of 3) | ratio |"
     );
-    println!("|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|");
     for n in sizes {
         let root = target.join(format!("corpus-{n}"));
         let config = corpus(&root, n);
@@ -217,12 +267,15 @@ fn main() {
         let tool = median(runs.iter().map(|r| r.0).collect());
         let rss = runs.iter().map(|r| r.1).max().unwrap_or(0);
         let floor = median((0..3).map(|_| floor(&root, n)).collect());
+        let signatures = median((0..3).map(|_| signature_floor(&root, n)).collect());
         println!(
-            "| {n} | {:.3} s | {:.0} MB | {:.3} s | {:.2}× |",
+            "| {n} | {:.3} s | {:.0} MB | {:.3} s | {:.2}× | {:.3} s | {:.2}× |",
             tool.as_secs_f64(),
             rss as f64 / 1024.0,
             floor.as_secs_f64(),
-            tool.as_secs_f64() / floor.as_secs_f64()
+            tool.as_secs_f64() / floor.as_secs_f64(),
+            signatures.as_secs_f64(),
+            tool.as_secs_f64() / signatures.as_secs_f64()
         );
     }
 }
