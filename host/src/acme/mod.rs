@@ -10,6 +10,8 @@
 //!   checks the issued certificate before handing it over ([`order::verify_issued`]), keeps
 //!   it (and every earlier one) under `<state-dir>/acme/issued/`, and with `--allow-retry`
 //!   queues one re-check in `at` when the CA is still processing ([`retry`]).
+//! * [`replaces`]: a new order names the certificate it replaces (RFC 9773), when the CA offers
+//!   ARI; a CA that refuses that gets the order again without it.
 //!
 //! The protocol is `instant-acme`; its HTTP is `reqwest` with OpenSSL ([`client`]); async code
 //! runs on a current-thread tokio runtime that lives only for this step. A dry run never gets
@@ -20,6 +22,7 @@ pub mod challenge;
 pub mod client;
 pub mod errors;
 pub mod order;
+pub mod replaces;
 pub mod retry;
 pub mod state;
 
@@ -277,8 +280,25 @@ pub fn order(config: &Config, options: &StepOptions, now: i64) -> StepReport {
             );
         }
     };
-    let ctx = order::Ctx { acme, names: &names, state: &state, now };
+    // The certificate a new order replaces (a resumed order already is what it is).
+    let replaced = match pending {
+        Some(_) => None,
+        None => {
+            let (replaced, notes) = runtime.block_on(replaces::choose(config, acme, &state, &names, now));
+            notices.extend(notes.into_iter().map(|n| notice(Level::Info, n)));
+            replaced
+        }
+    };
+    let ctx = order::Ctx {
+        acme,
+        names: &names,
+        state: &state,
+        now,
+        replaces: replaced.as_ref(),
+        notices: std::sync::Mutex::new(Vec::new()),
+    };
     let driven = runtime.block_on(order::drive(&ctx, pending));
+    notices.extend(ctx.notices.into_inner().unwrap_or_default());
     // Closes the challenge listener and every connection for good.
     drop(runtime);
 
@@ -402,6 +422,7 @@ fn finish_issued(
         sha256_fingerprint: leaf_facts.map(|f| f.sha256_fingerprint).unwrap_or_default(),
         accepted: check.is_ok(),
         rejected_because: check.as_ref().err().cloned(),
+        replaces: pending.as_ref().and_then(|p| p.replaces.clone()),
     };
     let stored = match state.store_issued(&material, &record, now) {
         Ok(dir) => dir,
@@ -422,6 +443,7 @@ fn finish_issued(
     event.account = Some(account.to_owned());
     event.names = names.to_vec();
     event.stored = Some(stored.clone());
+    event.replaces = record.replaces.clone();
     match check {
         Ok(issued) => {
             limits.succeeded();
@@ -430,10 +452,11 @@ fn finish_issued(
             notices.push(notice(
                 Level::Info,
                 format!(
-                    "{} issued a certificate for {} valid until {} (order {order_url}); kept in {}.",
+                    "{} issued a certificate for {} valid until {} (order {order_url}{}); kept in {}.",
                     acme.directory_url,
                     names.join(", "),
                     state::utc_text(issued.not_after),
+                    record.replaces.as_ref().map(|id| format!(", replacing {id}")).unwrap_or_default(),
                     stored.display()
                 ),
             ));
@@ -508,6 +531,7 @@ mod tests {
                 checked: 950,
                 key_sent: true,
                 artifacts: Vec::new(),
+                replaces: None,
             })
             .expect("save");
         let mut limits = state::Limits::default();

@@ -14,6 +14,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -32,12 +33,14 @@ use zeroize::Zeroizing;
 use super::challenge::{self, Standalone};
 use super::client::ReqwestHttp;
 use super::errors::{AcmeError, ProblemDocument, SubProblem, from_acme, is_bad_nonce};
+use super::replaces::Replaced;
 use super::state::{Artifact, HistoryEvent, PendingState, StateDir, StoredAccount};
 use crate::actions::placeholder::Material;
 use crate::config::TrustConfig;
 use crate::config::acme::{AcmeConfig, ChallengeConfig, EabConfig};
 use crate::config::types::KeyAlgorithm;
 use crate::facts::model::ChainStatus;
+use crate::plan::model::{Level, Notice};
 
 /// Extra attempts of a call the CA answered with `badNonce`.
 pub const NONCE_RETRIES: u32 = 8;
@@ -68,6 +71,18 @@ pub struct Ctx<'a> {
     pub names: &'a [String],
     pub state: &'a StateDir,
     pub now: i64,
+    /// The certificate a new order replaces (RFC 9773 `replaces`; see [`super::replaces`]).
+    pub replaces: Option<&'a Replaced>,
+    /// Messages for the admin from the order (filled in by [`drive`]).
+    pub notices: Mutex<Vec<Notice>>,
+}
+
+impl Ctx<'_> {
+    fn notice(&self, level: Level, message: String) {
+        if let Ok(mut notices) = self.notices.lock() {
+            notices.push(Notice { level, service: None, message });
+        }
+    }
 }
 
 /// How far the order got in this run.
@@ -116,9 +131,7 @@ pub async fn drive(ctx: &Ctx<'_>, pending: Option<PendingState>) -> Result<Progr
             (order, record)
         }
         None => {
-            let identifiers: Vec<Identifier> = ctx.names.iter().map(|n| Identifier::Dns(n.clone())).collect();
-            let mut order = nonce_retry!(account.new_order(&NewOrder::new(&identifiers)).await)
-                .map_err(|e| from_acme("open an order", dir, e))?;
+            let (mut order, replaces) = new_order(ctx, &account, &account_url).await?;
             let record = PendingState {
                 directory_url: dir.to_owned(),
                 account: account_url.clone(),
@@ -129,6 +142,7 @@ pub async fn drive(ctx: &Ctx<'_>, pending: Option<PendingState>) -> Result<Progr
                 checked: ctx.now,
                 key_sent: false,
                 artifacts: Vec::new(),
+                replaces: replaces.map(|r| r.id.clone()),
             };
             ctx.state.save_pending(&record)?;
             let mut limits = ctx.state.limits()?;
@@ -139,7 +153,17 @@ pub async fn drive(ctx: &Ctx<'_>, pending: Option<PendingState>) -> Result<Progr
             event.account = Some(account_url.clone());
             event.order_url = Some(record.url.clone());
             event.names = ctx.names.to_vec();
+            event.replaces = record.replaces.clone();
             ctx.state.log(&event)?;
+            if let Some(replaced) = replaces {
+                ctx.notice(
+                    Level::Info,
+                    format!(
+                        "The order {} replaces the certificate {} (RFC 9773 `replaces`): {}.",
+                        record.url, replaced.id, replaced.why
+                    ),
+                );
+            }
             (order, record)
         }
     };
@@ -229,6 +253,53 @@ pub async fn drive(ctx: &Ctx<'_>, pending: Option<PendingState>) -> Result<Progr
         server.stop().await;
     }
     outcome
+}
+
+/// Opens a new order for the names, naming the certificate it replaces when there is one
+/// ([`Ctx::replaces`]). If the CA answers that order with a refusal (e.g. `alreadyReplaced`, an
+/// identifier it does not know) or with an answer instant-acme does not accept (one that does
+/// not echo `replaces`), the same order is opened once more without `replaces`, and the refusal
+/// is recorded (history event `replaces-refused`, an info notice): ARI never stops the
+/// certificate work. Returns the order and the certificate it replaces, as the CA accepted it.
+async fn new_order<'a>(
+    ctx: &Ctx<'a>,
+    account: &Account,
+    account_url: &str,
+) -> Result<(Order, Option<&'a Replaced>), AcmeError> {
+    let dir = ctx.acme.directory_url.as_str();
+    let identifiers: Vec<Identifier> = ctx.names.iter().map(|n| Identifier::Dns(n.clone())).collect();
+    if let Some(replaced) = ctx.replaces {
+        let request = NewOrder::new(&identifiers).replaces(replaced.identifier());
+        match nonce_retry!(account.new_order(&request).await) {
+            Ok(order) => return Ok((order, Some(replaced))),
+            Err(e) => {
+                let error = from_acme("open an order that replaces a certificate", dir, e);
+                if !super::replaces::retry_without(&error) {
+                    return Err(error);
+                }
+                let mut event = HistoryEvent::new("replaces-refused", ctx.now);
+                event.directory_url = Some(dir.to_owned());
+                event.account = Some(account_url.to_owned());
+                event.names = ctx.names.to_vec();
+                event.replaces = Some(replaced.id.clone());
+                event.detail = Some(error.to_string());
+                event.problem = error.problem().cloned();
+                // Not even an unwritable history stops the order over ARI.
+                let _ = ctx.state.log(&event);
+                ctx.notice(
+                    Level::Info,
+                    format!(
+                        "The certificate authority did not accept an order naming {} as the certificate it \
+                         replaces (RFC 9773 `replaces`): {error}. The order is opened again without `replaces`.",
+                        replaced.id
+                    ),
+                );
+            }
+        }
+    }
+    let order = nonce_retry!(account.new_order(&NewOrder::new(&identifiers)).await)
+        .map_err(|e| from_acme("open an order", dir, e))?;
+    Ok((order, None))
 }
 
 /// Loads the stored account for the CA, or creates one (with the contact and EAB) and stores it.

@@ -71,6 +71,10 @@ pub struct PendingState {
     /// the order ends.
     #[serde(default)]
     pub artifacts: Vec<Artifact>,
+    /// The ARI identifier of the certificate the CA accepted this order as replacing (RFC 9773
+    /// `replaces`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaces: Option<String>,
 }
 
 /// A challenge response left in place while an order is pending.
@@ -239,7 +243,8 @@ pub struct HistoryEvent {
     pub at: i64,
     /// "account-created", "order-opened", "order-resumed", "order-pending", "issued",
     /// "order-failed", "order-abandoned", "verification-failed", "retry-scheduled",
-    /// "retry-removed".
+    /// "retry-removed", "replaces-refused" (the CA refused the `replaces` of a new order, which
+    /// was then opened without it).
     pub event: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub directory_url: Option<String>,
@@ -256,6 +261,10 @@ pub struct HistoryEvent {
     /// For "issued": where the certificate is kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stored: Option<PathBuf>,
+    /// For "order-opened", "issued" and "replaces-refused": the ARI identifier of the certificate
+    /// the order replaces (RFC 9773 `replaces`), or that the CA refused as such.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaces: Option<String>,
 }
 
 impl HistoryEvent {
@@ -271,6 +280,7 @@ impl HistoryEvent {
             detail: None,
             problem: None,
             stored: None,
+            replaces: None,
         }
     }
 }
@@ -290,6 +300,10 @@ pub struct IssuedRecord {
     pub accepted: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rejected_because: Option<String>,
+    /// The ARI identifier of the certificate this one replaces (RFC 9773 `replaces`), if the
+    /// order named one and the CA accepted it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaces: Option<String>,
 }
 
 fn err(path: &Path, what: &str, e: impl std::fmt::Display) -> AcmeError {
@@ -441,6 +455,21 @@ impl StateDir {
             .collect()
     }
 
+    /// Every issued certificate's directory and record (`issued/*/order.json`); directories
+    /// whose record cannot be read are skipped.
+    pub fn issued(&self) -> Vec<(PathBuf, IssuedRecord)> {
+        let Ok(entries) = fs::read_dir(self.file("issued")) else {
+            return Vec::new();
+        };
+        entries
+            .filter_map(|entry| {
+                let dir = entry.ok()?.path();
+                let record = self.read_json::<IssuedRecord>(&dir.join("order.json")).ok()??;
+                Some((dir, record))
+            })
+            .collect()
+    }
+
     /// Keeps an issued certificate under `issued/<stamp>-<n>/`; never overwrites one.
     pub fn store_issued(
         &self,
@@ -587,6 +616,7 @@ mod tests {
             checked: NOW,
             key_sent: false,
             artifacts: vec![Artifact::DnsRecord { domain: "host.example.com".into(), value: "v".into() }],
+            replaces: Some("aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE".into()),
         };
         state.save_pending(&pending).expect("save");
         assert_eq!(mode_of(&state.path().join("pending.json")), 0o600);
@@ -623,7 +653,9 @@ mod tests {
             sha256_fingerprint: "00".into(),
             accepted: true,
             rejected_because: None,
+            replaces: None,
         };
+        assert!(state.issued().is_empty());
         let first = state.store_issued(&material, &record, NOW).expect("store");
         let second = state.store_issued(&material, &record, NOW).expect("store again");
         assert_ne!(first, second);
@@ -631,5 +663,8 @@ mod tests {
         assert_eq!(mode_of(&first.join("key.pem")), 0o600);
         assert_eq!(mode_of(&first.join("certificate.pem")), 0o644);
         assert_eq!(std::fs::read(first.join("certificate.pem")).expect("read"), material.certificate_pem);
+        let mut listed = state.issued();
+        listed.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(listed, vec![(first, record.clone()), (second, record)]);
     }
 }
