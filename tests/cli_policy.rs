@@ -14,6 +14,17 @@ fn show_describes_the_embedded_policy() {
     assert!(out.stdout.contains("(embedded default policy)"), "{}", out.stdout);
 }
 
+/// `policy show | head -1` and the like: a reader that stops early must not turn into a panic,
+/// and the command's exit code stands.
+#[test]
+fn a_closed_stdout_ends_the_output_not_the_command() {
+    for (args, code) in [(vec!["policy", "show"], 0), (vec!["policy", "test", EXAMPLE], 1)] {
+        let out = Run::new().args(&args).run_with_stdout_closed().code(code);
+        assert!(!out.stderr.contains("panicked"), "{args:?}: {}", out.stderr);
+        assert!(!out.stderr.contains("Broken pipe"), "{args:?}: {}", out.stderr);
+    }
+}
+
 #[test]
 fn show_describes_a_module_file() {
     let out = Run::new().args(["policy", "show", "--policy", EXAMPLE]).run().code(0);

@@ -128,6 +128,18 @@ fn the_json_report_keeps_its_shape() {
     );
 }
 
+/// `checkallsslcerts --json | head`: the run's exit code stands, whatever the reader does.
+#[test]
+fn a_closed_stdout_does_not_change_the_exit_code() {
+    let (_s, config) = fixture();
+    let expected = Run::new().arg("--config").arg(&config).args(["--dry-run", "--json"]).run().code;
+    for args in [["--dry-run", "--json"], ["--dry-run", "--verbose"]] {
+        let out = Run::new().arg("--config").arg(&config).args(args).run_with_stdout_closed().code(expected);
+        assert!(!out.stderr.contains("panicked"), "{args:?}: {}", out.stderr);
+        assert!(!out.stderr.contains("Broken pipe"), "{args:?}: {}", out.stderr);
+    }
+}
+
 #[test]
 fn every_field_of_the_golden_file_is_documented() {
     let golden: BTreeMap<String, String> =

@@ -47,6 +47,15 @@ impl Run {
         self
     }
 
+    /// Runs with stdout a pipe whose reader has already gone (like `| head` that stopped
+    /// reading): every write to stdout fails with EPIPE. `stdout` in the outcome is empty.
+    pub fn run_with_stdout_closed(mut self) -> Outcome {
+        let (reader, writer) = std::io::pipe().expect("pipe");
+        drop(reader);
+        self.command.stdout(writer);
+        self.run()
+    }
+
     pub fn run(mut self) -> Outcome {
         let Output { status, stdout, stderr } = self.command.output().expect("the binary runs");
         Outcome {

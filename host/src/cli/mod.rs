@@ -1,13 +1,39 @@
 //! The command line: parses arguments and dispatches; every command returns an exit code.
 
+/// `println!` for the commands' output that survives a closed stdout (see [`out`]).
+macro_rules! say {
+    ($($arg:tt)*) => { $crate::cli::out(format_args!("{}\n", format_args!($($arg)*))) };
+}
+
 mod policy_cmd;
 mod policy_store_cmd;
 mod run_cmd;
 mod services_cmd;
 
+use std::io::Write;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::{Args, Parser, Subcommand};
+
+/// Set once stdout has been closed by the reader.
+static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
+
+/// Writes the commands' output to stdout. A reader that closed it early (`policy show | head`)
+/// ends the output, not the command: what it was doing finishes and its exit code stands
+/// (`println!` would panic). Any other write error is reported once on stderr.
+pub(crate) fn out(text: std::fmt::Arguments<'_>) {
+    if STDOUT_CLOSED.load(Ordering::Relaxed) {
+        return;
+    }
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout.write_fmt(text).and_then(|()| stdout.flush()) {
+        STDOUT_CLOSED.store(true, Ordering::Relaxed);
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            eprintln!("checkallsslcerts: cannot write to stdout: {e}");
+        }
+    }
+}
 
 /// Documented exit codes.
 pub mod exit {

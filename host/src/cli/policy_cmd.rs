@@ -52,12 +52,12 @@ fn show(runtime: &Runtime, path: Option<&Path>) -> i32 {
     };
     match runtime.metadata(&module) {
         Ok(meta) => {
-            println!("name:             {}", meta.name);
-            println!("version:          {}", meta.version);
-            println!("description:      {}", meta.description);
-            println!("contract version: {}", meta.contract_version);
-            println!("sha256:           {}", module.sha256);
-            println!("source:           {}", module.source);
+            say!("name:             {}", meta.name);
+            say!("version:          {}", meta.version);
+            say!("description:      {}", meta.description);
+            say!("contract version: {}", meta.contract_version);
+            say!("sha256:           {}", module.sha256);
+            say!("source:           {}", module.source);
             exit::OK
         }
         Err(e) => {
@@ -89,7 +89,7 @@ fn eval(runtime: &Runtime, path: Option<&Path>, facts_path: &Path) -> i32 {
             }
             match serde_json::to_string_pretty(&evaluation.plan) {
                 Ok(json) => {
-                    println!("{json}");
+                    say!("{json}");
                     exit::OK
                 }
                 Err(e) => {
@@ -134,12 +134,15 @@ fn test(
             return exit::USAGE;
         }
     };
-    println!(
+    say!(
         "testing policy `{}` {} (contract {}) from {}",
-        metadata.name, metadata.version, metadata.contract_version, module.source
+        metadata.name,
+        metadata.version,
+        metadata.contract_version,
+        module.source
     );
     let report = conformance::run(runtime, &module, &suites);
-    print!("{}", report.render());
+    crate::cli::out(format_args!("{}", report.render()));
     if let Some(junit) = junit {
         let written = conformance::junit::to_xml(&report)
             .and_then(|xml| std::fs::write(junit, xml).map_err(|e| e.to_string()));

@@ -82,29 +82,29 @@ pub fn install(request: &InstallArgs, args: &RunArgs) -> i32 {
     match outcome {
         Ok(outcome) => {
             let m = &outcome.installed;
-            println!(
+            say!(
                 "{} policy `{}` {} (contract {})",
                 if outcome.already_active { "re-installed the active" } else { "installed and activated" },
                 m.name,
                 m.version,
                 m.contract_version
             );
-            println!("  sha256:          {}", m.sha256);
-            println!("  source:          {}", m.source);
+            say!("  sha256:          {}", m.sha256);
+            say!("  source:          {}", m.source);
             match &m.signature_key_id {
-                Some(id) => println!("  signed by:       key ID {id}"),
-                None => println!("  signed by:       nobody (installed with --allow-unsigned)"),
+                Some(id) => say!("  signed by:       key ID {id}"),
+                None => say!("  signed by:       nobody (installed with --allow-unsigned)"),
             }
             if let Some(comment) = &m.trusted_comment {
-                println!("  trusted comment: {comment}");
+                say!("  trusted comment: {comment}");
             }
-            println!("  checked:         {} contract conformance vectors passed", outcome.vectors);
+            say!("  checked:         {} contract conformance vectors passed", outcome.vectors);
             match &outcome.previous {
-                Some(previous) => println!(
+                Some(previous) => say!(
                     "  previous:        {} (`checkallsslcerts policy rollback` re-activates it)",
                     describe(previous)
                 ),
-                None => println!(
+                None => say!(
                     "  previous:        the embedded default policy (`checkallsslcerts policy rollback` goes back to it)"
                 ),
             }
@@ -134,16 +134,16 @@ pub fn rollback(args: &RunArgs) -> i32 {
     match install::rollback(&config, &runtime, Duration::from_secs(args.lock_wait)) {
         Ok(outcome) => {
             match &outcome.active {
-                Some(active) => println!("rolled back: the active policy is now {}", describe(active)),
-                None => println!(
-                    "rolled back: no installed module is active; the embedded default policy decides"
-                ),
+                Some(active) => say!("rolled back: the active policy is now {}", describe(active)),
+                None => {
+                    say!("rolled back: no installed module is active; the embedded default policy decides")
+                }
             }
             match &outcome.previous {
                 Some(previous) => {
-                    println!("previous: {} (a second rollback re-activates it)", describe(previous))
+                    say!("previous: {} (a second rollback re-activates it)", describe(previous))
                 }
-                None => println!("previous: the embedded default policy"),
+                None => say!("previous: the embedded default policy"),
             }
             if let Some(module) = &config.policy.module {
                 eprintln!(
@@ -211,8 +211,8 @@ pub fn show(runtime: &Runtime, args: &RunArgs) -> i32 {
             exit::ERRORS
         }
     };
-    println!("{:<18}{}", "selected:", choice.describe());
-    println!("{:<18}--policy > [policy] module > installed module > embedded default", "precedence:");
+    say!("{:<18}{}", "selected:", choice.describe());
+    say!("{:<18}--policy > [policy] module > installed module > embedded default", "precedence:");
     if let (Some(store), Some(config)) = (&store, &config) {
         print_installed(store, config);
     }
@@ -220,12 +220,12 @@ pub fn show(runtime: &Runtime, args: &RunArgs) -> i32 {
 }
 
 fn print_module(module: &PolicyModule, meta: &crate::plan::model::Metadata) {
-    println!("{:<18}{}", "name:", meta.name);
-    println!("{:<18}{}", "version:", meta.version);
-    println!("{:<18}{}", "description:", meta.description);
-    println!("{:<18}{}", "contract version:", meta.contract_version);
-    println!("{:<18}{}", "sha256:", module.sha256);
-    println!("{:<18}{}", "source:", module.source);
+    say!("{:<18}{}", "name:", meta.name);
+    say!("{:<18}{}", "version:", meta.version);
+    say!("{:<18}{}", "description:", meta.description);
+    say!("{:<18}{}", "contract version:", meta.contract_version);
+    say!("{:<18}{}", "sha256:", module.sha256);
+    say!("{:<18}{}", "source:", module.source);
 }
 
 fn print_installed(store: &Store, config: &Config) {
@@ -233,11 +233,11 @@ fn print_installed(store: &Store, config: &Config) {
         Ok(state) => {
             match &state.active {
                 Some(active) => {
-                    println!("installed module:");
-                    println!("  {:<17}{}", "name:", format_args!("{} {}", active.name, active.version));
-                    println!("  {:<17}{}", "sha256:", active.sha256);
-                    println!("  {:<17}{}", "installed from:", active.source);
-                    println!(
+                    say!("installed module:");
+                    say!("  {:<17}{}", "name:", format_args!("{} {}", active.name, active.version));
+                    say!("  {:<17}{}", "sha256:", active.sha256);
+                    say!("  {:<17}{}", "installed from:", active.source);
+                    say!(
                         "  {:<17}{}",
                         "signature key:",
                         active
@@ -246,31 +246,28 @@ fn print_installed(store: &Store, config: &Config) {
                             .unwrap_or("none (installed with --allow-unsigned)")
                     );
                     if let Some(comment) = &active.trusted_comment {
-                        println!("  {:<17}{comment}", "trusted comment:");
+                        say!("  {:<17}{comment}", "trusted comment:");
                     }
-                    println!("  {:<17}{}", "installed at:", utc_time(active.installed_at));
-                    println!("  {:<17}{}", "file:", store.module_path(&active.sha256).display());
+                    say!("  {:<17}{}", "installed at:", utc_time(active.installed_at));
+                    say!("  {:<17}{}", "file:", store.module_path(&active.sha256).display());
                 }
-                None => println!("installed module: none"),
+                None => say!("installed module: none"),
             }
             match &state.previous {
                 Some(previous) => {
-                    println!("  {:<17}{} (policy rollback re-activates it)", "previous:", describe(previous))
+                    say!("  {:<17}{} (policy rollback re-activates it)", "previous:", describe(previous))
                 }
                 None if state.active.is_some() => {
-                    println!(
-                        "  {:<17}the embedded default policy (policy rollback goes back to it)",
-                        "previous:"
-                    )
+                    say!("  {:<17}the embedded default policy (policy rollback goes back to it)", "previous:")
                 }
                 None => {}
             }
         }
-        Err(e) => println!("installed module: unusable record: {e}"),
+        Err(e) => say!("installed module: unusable record: {e}"),
     }
     match store.read_known_good() {
         Ok(known) => match known.first() {
-            Some(good) => println!(
+            Some(good) => say!(
                 "last known good:  `{}` {} (sha256 {}, from {}, last made a valid plan {})",
                 good.name,
                 good.version,
@@ -279,18 +276,18 @@ fn print_installed(store: &Store, config: &Config) {
                 utc_time(good.good_at)
             ),
             None => {
-                println!("last known good:  none recorded yet (the embedded default policy is the fallback)")
+                say!("last known good:  none recorded yet (the embedded default policy is the fallback)")
             }
         },
-        Err(e) => println!("last known good:  unusable record: {e}"),
+        Err(e) => say!("last known good:  unusable record: {e}"),
     }
     if config.policy.trust.is_configured() {
-        println!(
+        say!(
             "trusted keys:     {} configured (unsigned modules are refused)",
             config.policy.trust.keys.len() + config.policy.trust.key_files.len()
         );
     } else {
-        println!("trusted keys:     none configured (policy install needs --allow-unsigned)");
+        say!("trusted keys:     none configured (policy install needs --allow-unsigned)");
     }
 }
 
@@ -341,7 +338,7 @@ pub fn componentize(runtime: &Runtime, core: &Path, output: &Path) -> i32 {
         eprintln!("checkallsslcerts: cannot write {}: {e}", output.display());
         return exit::ERRORS;
     }
-    println!(
+    say!(
         "wrote {}: policy `{}` {} (contract {}), {} bytes, sha256 {}",
         output.display(),
         meta.name,
@@ -350,9 +347,6 @@ pub fn componentize(runtime: &Runtime, core: &Path, output: &Path) -> i32 {
         component.len(),
         module.sha256
     );
-    println!(
-        "next: `checkallsslcerts policy test {0}`, then sign it with `minisign -Sm {0}`",
-        output.display()
-    );
+    say!("next: `checkallsslcerts policy test {0}`, then sign it with `minisign -Sm {0}`", output.display());
     exit::OK
 }

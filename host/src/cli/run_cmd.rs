@@ -38,7 +38,10 @@ pub fn run(args: &RunArgs) -> i32 {
             .map_err(std::io::Error::from)
             .and_then(|()| writeln!(out))
             .and_then(|()| out.flush());
-        if let Err(e) = printed {
+        // A reader that stopped early (`| head`) changes nothing about the run's outcome.
+        if let Err(e) = printed
+            && e.kind() != std::io::ErrorKind::BrokenPipe
+        {
             eprintln!("checkallsslcerts: cannot print the report: {e}");
             return exit::ERRORS;
         }
@@ -54,7 +57,7 @@ pub fn run(args: &RunArgs) -> i32 {
         }
     } else {
         let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-        print!("{}", text::render(&report, Style { verbose: args.verbose, colour }));
+        crate::cli::out(format_args!("{}", text::render(&report, Style { verbose: args.verbose, colour })));
     }
     report.exit_code
 }
@@ -67,25 +70,25 @@ pub fn config_check(args: &RunArgs) -> i32 {
             for warning in &config.warnings {
                 eprintln!("checkallsslcerts: warning: {warning}");
             }
-            println!("{}: OK", path.display());
-            println!("hostname:  {}", config.hostname);
-            println!("state dir: {}", config.state_dir.display());
+            say!("{}: OK", path.display());
+            say!("hostname:  {}", config.hostname);
+            say!("state dir: {}", config.state_dir.display());
             match crate::policy_store::select::choose(&config, None) {
-                Ok(choice) => println!("policy:    {}", choice.describe()),
-                Err(e) => println!("policy:    {e}"),
+                Ok(choice) => say!("policy:    {}", choice.describe()),
+                Err(e) => say!("policy:    {e}"),
             }
-            println!("mail:      {}", crate::notify::describe(&config.mail));
+            say!("mail:      {}", crate::notify::describe(&config.mail));
             match &config.metrics.textfile {
-                Some(file) => println!("metrics:   {}", file.display()),
-                None => println!("metrics:   none (unless --metrics-file)"),
+                Some(file) => say!("metrics:   {}", file.display()),
+                None => say!("metrics:   none (unless --metrics-file)"),
             }
             match &config.acme {
-                Some(acme) => println!("acme:      {} ({})", acme.directory_url, acme.challenge.name()),
-                None => println!("acme:      (none: no certificate is ordered)"),
+                Some(acme) => say!("acme:      {} ({})", acme.directory_url, acme.challenge.name()),
+                None => say!("acme:      (none: no certificate is ordered)"),
             }
-            println!("services:  {}", config.services.len());
+            say!("services:  {}", config.services.len());
             for service in &config.services {
-                println!(
+                say!(
                     "  {:<16} {} ({}){}",
                     service.name,
                     service.certificate.display(),

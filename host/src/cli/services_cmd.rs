@@ -30,12 +30,12 @@ pub fn run(args: &ServicesArgs) -> i32 {
     };
     let found = discovery::discover(&options);
     if args.print_config {
-        print!("{}", toml_out::config(&found));
+        crate::cli::out(format_args!("{}", toml_out::config(&found)));
         for p in &found.problems {
             eprintln!("checkallsslcerts: could not read: {p}");
         }
     } else {
-        print!("{}", toml_out::listing(&found));
+        crate::cli::out(format_args!("{}", toml_out::listing(&found)));
     }
     if found.problems.is_empty() { exit::OK } else { exit::ERRORS }
 }
