@@ -3,7 +3,6 @@
 //! Each step lives in its own module; this one only strings them together, decides the exit
 //! code, and makes sure one failing service never stops the others.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -192,11 +191,7 @@ fn run_inner(
 
     let mut services = Vec::with_capacity(facts.services.len());
     progress.stage("acting on the plan", facts.services.len());
-    // By name, as `Config::service` finds them (the first of a name), without a scan per service.
-    let mut by_name: HashMap<&str, &ServiceConfig> = HashMap::with_capacity(config.services.len());
-    for service in &config.services {
-        by_name.entry(service.name.as_str()).or_insert(service);
-    }
+    let by_name = config.services_by_name();
     // The facts move into the report (10,000 services' facts are not worth copying).
     for (service_facts, decision) in std::mem::take(&mut facts.services).into_iter().zip(&plan.services) {
         progress.step();

@@ -15,7 +15,7 @@ use lettre::{Message, SendmailTransport, SmtpTransport, Transport as _};
 use super::dedup::{Problem, Standing, replaced};
 use super::errors::{NotifyError, chain};
 use crate::config::mail::{MailConfig, SmtpConfig, SmtpTls, Transport};
-use crate::config::{Config, TrustConfig};
+use crate::config::{Config, ServiceConfig, TrustConfig};
 use crate::plan::model::{Decision, Level, Reason};
 use crate::report::model::{ActionKind, RunReport, ServiceReport};
 use crate::report::text::word;
@@ -128,6 +128,9 @@ pub fn compose(
         ),
     );
 
+    let configured = config.services_by_name();
+    let reported: std::collections::HashMap<&str, &ServiceReport> =
+        report.services.iter().rev().map(|s| (s.name.as_str(), s)).collect();
     for (problem, standing) in problems.iter().zip(standings) {
         body.push('\n');
         match &problem.service {
@@ -138,8 +141,9 @@ pub fn compose(
                     level_word(problem.level),
                     standing_word(*standing)
                 );
-                if let Some(service) = report.services.iter().find(|s| &s.name == name) {
-                    service_section(&mut body, config, report, service, management_disabled);
+                if let Some(service) = reported.get(name.as_str()) {
+                    let files = configured.get(name.as_str()).copied();
+                    service_section(&mut body, files, report, service, management_disabled);
                 }
             }
             None => {
@@ -210,7 +214,7 @@ pub fn compose(
 
 fn service_section(
     out: &mut String,
-    config: &Config,
+    files: Option<&ServiceConfig>,
     report: &RunReport,
     service: &ServiceReport,
     management_disabled: bool,
@@ -255,20 +259,21 @@ fn service_section(
         wrap(out, &format!("    - {} {}: ", word(&a.kind), a.outcome), "      ", &a.message);
     }
     out.push_str("  What to do:\n");
-    for advice in advice(config, report, service, management_disabled) {
+    for advice in advice(files, report, service, management_disabled) {
         wrap(out, "    - ", "      ", &advice);
     }
 }
 
-/// What the administrator should do about a service, one sentence per step.
+/// What the administrator should do about a service (configured as `files`), one sentence per
+/// step.
 pub fn advice(
-    config: &Config,
+    files: Option<&ServiceConfig>,
     report: &RunReport,
     service: &ServiceReport,
     management_disabled: bool,
 ) -> Vec<String> {
     let host = &report.hostname;
-    let files = match config.service(&service.name) {
+    let files = match files {
         Some(s) => match &s.key {
             Some(key) => format!("{} (and its key in {})", s.certificate.display(), key.display()),
             None => format!("{} (leaf, chain and key in one file)", s.certificate.display()),

@@ -163,9 +163,10 @@ pub fn observe(config: &Config, verifier: &Verifier, facts: &mut HostFacts) {
         return;
     }
     let settings = ProbeSettings::of(config);
+    let by_name = config.services_by_name();
     let mut jobs: Vec<(usize, &ProbeEndpoint)> = Vec::new();
     for (index, service_facts) in facts.services.iter().enumerate() {
-        if let Some(service) = config.service(&service_facts.name) {
+        if let Some(service) = by_name.get(service_facts.name.as_str()) {
             jobs.extend(service.probe.iter().map(|e| (index, e)));
         }
     }
