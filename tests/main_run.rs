@@ -282,6 +282,11 @@ fn dry_run_changes_no_byte() {
     let out = fx.run().args(["--dry-run", "--verbose"]).run().code(1);
     assert!(out.stdout.contains("would install a self-signed placeholder"), "{}", out.stdout);
     assert!(out.stdout.contains("policy: default"), "{}", out.stdout);
+    // The verbose details are in words, not JSON.
+    for words in ["chain: trusted;", "chain: untrusted (", "certificate: missing (", " UTC to "] {
+        assert!(out.stdout.contains(words), "{words:?} in\n{}", out.stdout);
+    }
+    assert!(!out.stdout.contains("{\""), "JSON in the text report:\n{}", out.stdout);
     assert_eq!(snapshot(fx.root()), before, "a dry run changed files");
     assert!(!fx.state().exists(), "a dry run created the state dir");
 }

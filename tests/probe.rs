@@ -222,7 +222,9 @@ fn a_stale_service_and_a_down_endpoint_are_reported_before_any_install() {
         "{text}"
     );
     assert!(
-        text.contains(&format!("warning: web: Service web: 127.0.0.1:{port} serves a different certificate than the installed one")),
+        text.contains(&format!(
+            "warning: Service web: 127.0.0.1:{port} serves a different certificate than the installed one"
+        )),
         "{text}"
     );
     assert!(text.contains(&format!("127.0.0.1:{down} could not be checked")), "{text}");

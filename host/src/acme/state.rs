@@ -157,8 +157,9 @@ impl std::fmt::Display for Blocked {
 
 /// `YYYY-mm-dd HH:MM:SS UTC`.
 pub fn utc_text(unix: i64) -> String {
-    let s = utc_stamp(unix);
-    format!("{}-{}-{} {}:{}:{} UTC", &s[0..4], &s[4..6], &s[6..8], &s[9..11], &s[11..13], &s[13..15])
+    chrono::DateTime::from_timestamp(unix, 0)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+        .unwrap_or_else(|| format!("{unix} (Unix time)"))
 }
 
 impl Limits {

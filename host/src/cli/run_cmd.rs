@@ -47,8 +47,7 @@ pub fn run(args: &RunArgs) -> i32 {
         }
     } else if args.quiet {
         for notice in report.notices.iter().filter(|n| n.level == crate::plan::Level::Error) {
-            let about = notice.service.as_ref().map(|s| format!("{s}: ")).unwrap_or_default();
-            eprintln!("checkallsslcerts: error: {about}{}", notice.message);
+            eprintln!("checkallsslcerts: error: {}", crate::report::text::notice_text(notice));
         }
         for service in &report.services {
             for action in service.actions.iter().filter(|a| a.failed()) {

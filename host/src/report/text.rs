@@ -3,8 +3,8 @@
 use std::fmt::Write as _;
 
 use super::model::{RunReport, ServiceReport};
-use crate::facts::model::{CertificateState, KeyStatus};
-use crate::plan::model::{Decision, Level};
+use crate::facts::model::{CertificateState, ChainStatus, KeyStatus, Revocation};
+use crate::plan::model::{Decision, Level, Notice};
 
 /// How to print.
 #[derive(Debug, Clone, Copy, Default)]
@@ -79,8 +79,7 @@ pub fn render(report: &RunReport, style: Style) -> String {
             Level::Warning => paint(style, "33", "warning"),
             Level::Error => paint(style, "31", "error"),
         };
-        let about = notice.service.as_ref().map(|s| format!("{s}: ")).unwrap_or_default();
-        let _ = writeln!(out, "{level}: {about}{}", notice.message);
+        let _ = writeln!(out, "{level}: {}", notice_text(notice));
     }
     let _ = writeln!(out, "{}", summary(report));
     out
@@ -138,7 +137,12 @@ fn details(out: &mut String, s: &ServiceReport) {
                 c.signature_algorithm,
                 c.self_signed
             );
-            let _ = writeln!(out, "{pad}chain: {}; revocation: {}", json(&c.chain), json(&c.revocation));
+            let _ = writeln!(
+                out,
+                "{pad}chain: {}; revocation: {}",
+                chain_text(&c.chain),
+                revocation_text(&c.revocation)
+            );
             let _ = writeln!(
                 out,
                 "{pad}renewal window (ARI): {}",
@@ -148,13 +152,23 @@ fn details(out: &mut String, s: &ServiceReport) {
             );
             let _ = writeln!(out, "{pad}sha256: {}; serial: {}", c.sha256_fingerprint, c.serial);
         }
-        other => {
-            let _ = writeln!(out, "{pad}certificate: {}", json(other));
+        CertificateState::Missing(why) => {
+            let _ = writeln!(out, "{pad}certificate: missing ({why})");
+        }
+        CertificateState::Unreadable(why) => {
+            let _ = writeln!(out, "{pad}certificate: unreadable ({why})");
+        }
+        CertificateState::Malformed(why) => {
+            let _ = writeln!(out, "{pad}certificate: malformed ({why})");
         }
     }
     let key = match &s.facts.key {
         KeyStatus::Matches => "matches the certificate".to_string(),
-        other => json(other),
+        KeyStatus::Mismatch => "does NOT belong to the certificate".to_string(),
+        KeyStatus::Missing(why) => format!("missing ({why})"),
+        KeyStatus::Unreadable(why) => format!("unreadable ({why})"),
+        KeyStatus::Malformed(why) => format!("malformed ({why})"),
+        KeyStatus::NotChecked => "not checked".to_string(),
     };
     let _ = writeln!(out, "{pad}private key: {key}; covers hostname: {}", s.facts.covers_hostname);
     for e in &s.facts.served {
@@ -162,15 +176,40 @@ fn details(out: &mut String, s: &ServiceReport) {
     }
 }
 
-/// A Unix time as OpenSSL prints certificate times ("Apr  1 00:00:00 2024 GMT").
+/// A Unix time as "2024-04-01 00:00:00 UTC".
 fn utc(seconds: i64) -> String {
-    openssl::asn1::Asn1Time::from_unix(seconds)
-        .map(|t| t.to_string())
-        .unwrap_or_else(|_| format!("{seconds} (Unix)"))
+    crate::acme::state::utc_text(seconds)
 }
 
-fn json<T: serde::Serialize>(value: &T) -> String {
-    serde_json::to_string(value).unwrap_or_default()
+/// A chain status in words: "trusted", "untrusted (certificate has expired)".
+fn chain_text(chain: &ChainStatus) -> String {
+    match chain {
+        ChainStatus::Trusted => "trusted".into(),
+        ChainStatus::Untrusted(why) => format!("untrusted ({why})"),
+        ChainStatus::Incomplete(why) => format!("incomplete ({why})"),
+        ChainStatus::NotChecked => "not checked".into(),
+    }
+}
+
+/// A revocation status in words: "good", "REVOKED on … (keyCompromise)", "unknown (why)".
+fn revocation_text(revocation: &Revocation) -> String {
+    match revocation {
+        Revocation::Good => "good".into(),
+        Revocation::Revoked(r) => format!("REVOKED on {} ({})", utc(r.revoked_at), r.reason),
+        Revocation::Unknown(why) => format!("unknown ({why})"),
+        Revocation::NotChecked => "not checked".into(),
+    }
+}
+
+/// A notice's message with the service it is about, unless the message names it already (the
+/// default policy's read "Service web: ...").
+pub fn notice_text(notice: &Notice) -> String {
+    match &notice.service {
+        Some(s) if !notice.message.starts_with(&format!("Service {s}: ")) => {
+            format!("{s}: {}", notice.message)
+        }
+        _ => notice.message.clone(),
+    }
 }
 
 /// The closing line.
