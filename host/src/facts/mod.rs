@@ -165,13 +165,7 @@ fn gather_one(
     now: Timestamp,
     try_fast: bool,
 ) -> (ServiceFacts, bool) {
-    let unusable = |certificate: CertificateState| ServiceFacts {
-        name: svc.name.clone(),
-        certificate,
-        key: KeyStatus::NotChecked,
-        covers_hostname: false,
-        served: Vec::new(),
-    };
+    let unusable = |certificate: CertificateState| unusable_facts(svc, certificate);
     let shown = svc.certificate.display();
     let bytes = match read_bounded(&svc.certificate, MAX_PEM_FILE_SIZE) {
         Ok(bytes) => bytes,
@@ -247,6 +241,17 @@ fn gather_fast(
     Some((facts, !leaf.may_ask_network))
 }
 
+/// The facts of a service whose certificate cannot be used at all (its key is not looked at).
+fn unusable_facts(svc: &ServiceConfig, certificate: CertificateState) -> ServiceFacts {
+    ServiceFacts {
+        name: svc.name.clone(),
+        certificate,
+        key: KeyStatus::NotChecked,
+        covers_hostname: false,
+        served: Vec::new(),
+    }
+}
+
 /// The full OpenSSL path, from the certificate file's blocks.
 fn gather_full(
     svc: &ServiceConfig,
@@ -255,13 +260,7 @@ fn gather_full(
     now: Timestamp,
     blocks: &[PemBlock],
 ) -> ServiceFacts {
-    let unusable = |certificate: CertificateState| ServiceFacts {
-        name: svc.name.clone(),
-        certificate,
-        key: KeyStatus::NotChecked,
-        covers_hostname: false,
-        served: Vec::new(),
-    };
+    let unusable = |certificate: CertificateState| unusable_facts(svc, certificate);
     let shown = svc.certificate.display();
     let parse_chain = |der: &[u8]| verifier.intermediate(der);
     let parsed = match certificate::certificates_from_blocks(blocks, &parse_chain) {
