@@ -116,6 +116,10 @@ pub enum AcmeError {
     /// The state directory could not be read or written.
     #[error("{}: {reason}", .path.display())]
     State { path: PathBuf, reason: String },
+    /// The HTTP client could not be set up (e.g. a proxy environment variable that is not a
+    /// proxy URL); the CA was not contacted.
+    #[error("{0}")]
+    Http(String),
 }
 
 impl AcmeError {
@@ -130,7 +134,10 @@ impl AcmeError {
     /// Whether the error came from the CA or the way to it (as opposed to local files): those
     /// count as a failed order for the back-off.
     pub fn counts_as_failed_order(&self) -> bool {
-        !matches!(self, AcmeError::File { .. } | AcmeError::State { .. } | AcmeError::Key(_))
+        !matches!(
+            self,
+            AcmeError::File { .. } | AcmeError::State { .. } | AcmeError::Key(_) | AcmeError::Http(_)
+        )
     }
 }
 

@@ -254,6 +254,27 @@ pub fn order(config: &Config, options: &StepOptions, now: i64) -> StepReport {
         }
     }
 
+    if let Some(p) = &pending {
+        // A pending order is resumed whatever the back-off, but not before the CA's Retry-After.
+        match state.limits() {
+            Ok(limits) => {
+                if let Some(until) = limits.ca_retry_after.filter(|until| *until > now) {
+                    let reason = format!(
+                        "the certificate authority asked not to be sent another request before {} (Retry-After); \
+                         the pending order {} is resumed after that",
+                        state::utc_text(until),
+                        p.url
+                    );
+                    notices.push(notice(
+                        Level::Warning,
+                        format!("Nothing was sent to {}: {reason}.", acme.directory_url),
+                    ));
+                    return StepReport { outcome: Outcome::NotOrdered { reason }, notices };
+                }
+            }
+            Err(e) => return failed(e, notices),
+        }
+    }
     if pending.is_none() {
         match state.limits() {
             Ok(limits) => {
@@ -289,12 +310,18 @@ pub fn order(config: &Config, options: &StepOptions, now: i64) -> StepReport {
             replaced
         }
     };
+    // One HTTP client for the whole order: it remembers the CA's last Retry-After.
+    let http = match client::ReqwestHttp::new(acme.ca_bundle.as_deref()) {
+        Ok(http) => http,
+        Err(e) => return failed(e, notices),
+    };
     let ctx = order::Ctx {
         acme,
         names: &names,
         state: &state,
         now,
         replaces: replaced.as_ref(),
+        http: http.clone(),
         notices: std::sync::Mutex::new(Vec::new()),
     };
     let driven = runtime.block_on(order::drive(&ctx, pending));
@@ -360,7 +387,16 @@ pub fn order(config: &Config, options: &StepOptions, now: i64) -> StepReport {
                 match state.limits() {
                     Ok(mut limits) => {
                         limits.failed(&error.to_string(), &setup_fingerprint(acme, &names), now);
+                        // RFC 8555 §6.6: a rate-limited (or unavailable) CA says when to come back.
+                        let asked = http.ca_asked_to_wait(&error, unix_now());
+                        if let Some(wait) = &asked {
+                            limits.ca_asked(wait.until);
+                        }
                         let _ = state.save_limits(&limits);
+                        if let Some(until) = limits.backoff_until {
+                            notices
+                                .push(notice(Level::Warning, next_attempt(&limits, asked.as_ref(), until)));
+                        }
                     }
                     Err(e) => notices.push(notice(Level::Warning, e.to_string())),
                 }
@@ -381,6 +417,29 @@ pub fn order(config: &Config, options: &StepOptions, now: i64) -> StepReport {
         report.notices.push(notice(Level::Info, message));
     }
     report
+}
+
+/// When the next new order may be opened, after a failure, and why then.
+fn next_attempt(limits: &state::Limits, asked: Option<&client::CaWait>, until: i64) -> String {
+    match asked {
+        Some(wait) if wait.until >= until => format!(
+            "The certificate authority asked not to be sent another request before {} ({wait}), so no new \
+             order is opened before then.",
+            state::utc_text(wait.until)
+        ),
+        Some(wait) => format!(
+            "The certificate authority asked not to be sent another request before {} ({wait}); after {} \
+             failed order(s) in a row, no new order is opened before {} (back-off).",
+            state::utc_text(wait.until),
+            limits.consecutive_failures,
+            state::utc_text(until)
+        ),
+        None => format!(
+            "After {} failed order(s) in a row, no new order is opened before {} (back-off).",
+            limits.consecutive_failures,
+            state::utc_text(until)
+        ),
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -545,5 +604,51 @@ mod tests {
             ("https://ca.example.com/order/7", "processing", 900)
         );
         assert_eq!(second.next_order_not_before, Some(1_000 + 3600));
+    }
+
+    #[test]
+    fn a_pending_order_waits_for_the_cas_retry_after_without_contacting_it() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        // Nothing listens on port 1: contacting the CA would fail the step.
+        let text = format!(
+            "hostname = \"host.example.com\"\nstate-dir = \"{}\"\n[acme]\ndirectory = \"https://127.0.0.1:1/dir\"\n",
+            tmp.path().join("state").display()
+        );
+        let config = crate::config::from_str(&text, Path::new("/etc/c.toml")).expect("config");
+        let state = StateDir::open(&config.state_dir).expect("open");
+        let now = unix_now();
+        state
+            .save_pending(&state::PendingState {
+                directory_url: "https://127.0.0.1:1/dir".into(),
+                account: "https://127.0.0.1:1/acct/1".into(),
+                url: "https://127.0.0.1:1/order/7".into(),
+                created: now - 60,
+                names: vec!["host.example.com".into()],
+                status: "processing".into(),
+                checked: now - 60,
+                key_sent: true,
+                artifacts: Vec::new(),
+                replaces: None,
+            })
+            .expect("save");
+        let mut limits = state::Limits::default();
+        let acme = config.acme.as_ref().expect("acme");
+        limits.failed("503", &setup_fingerprint(acme, &order_names(&config, acme)), now);
+        limits.ca_asked(now + 600);
+        state.save_limits(&limits).expect("limits");
+
+        let report = super::order(&config, &StepOptions::default(), now);
+        let Outcome::NotOrdered { reason } = &report.outcome else { panic!("{:?}", report.outcome) };
+        assert!(reason.contains(&state::utc_text(now + 600)) && reason.contains("Retry-After"), "{reason}");
+        assert!(reason.contains("https://127.0.0.1:1/order/7 is resumed after that"), "{reason}");
+        assert!(state.pending().expect("pending").is_some(), "the order stays pending");
+
+        // Once the time has passed, the order is resumed (here: the CA is unreachable).
+        let report = super::order(&config, &StepOptions::default(), now + 601);
+        assert!(
+            matches!(report.outcome, Outcome::Failed { error: AcmeError::Unreachable { .. } }),
+            "{:?}",
+            report.outcome
+        );
     }
 }

@@ -4,9 +4,12 @@
 //! answers the challenges of the authorisations still pending, finalises with a CSR made by
 //! OpenSSL, and downloads the certificate — or stops, leaving the order pending, when the CA has
 //! not finished within `pending-wait-seconds` or the challenge cannot be answered right now
-//! (e.g. the HTTP-01 port is taken). Every step that matters is written to the state directory
-//! as it happens: the order URL right after the CA created it, the CSR's key before the CSR is
-//! sent, so a run killed at any point is resumed by the next one without a new order.
+//! (e.g. the HTTP-01 port is taken). While the CA processes, the order is looked at again after
+//! a short pause that grows, or when the CA's `Retry-After` says (RFC 8555 §7.4; at least a
+//! second, and one past the wait leaves the order pending at once). Every step that matters is
+//! written to the state directory as it happens: the order URL right after the CA created it,
+//! the CSR's key before the CSR is sent, so a run killed at any point is resumed by the next one
+//! without a new order.
 //!
 //! `badNonce` answers (RFC 8555 §6.5; Pebble sends them on purpose) are retried: instant-acme
 //! retries each request three times, and every call here is retried [`NONCE_RETRIES`] more
@@ -73,6 +76,8 @@ pub struct Ctx<'a> {
     pub now: i64,
     /// The certificate a new order replaces (RFC 9773 `replaces`; see [`super::replaces`]).
     pub replaces: Option<&'a Replaced>,
+    /// The HTTP client of every request to the CA; it keeps the CA's last `Retry-After`.
+    pub http: ReqwestHttp,
     /// Messages for the admin from the order (filled in by [`drive`]).
     pub notices: Mutex<Vec<Notice>>,
 }
@@ -116,8 +121,7 @@ pub fn status_word(status: OrderStatus) -> &'static str {
 /// Runs the order as far as it goes in this run (see the module documentation).
 pub async fn drive(ctx: &Ctx<'_>, pending: Option<PendingState>) -> Result<Progress, AcmeError> {
     let dir = ctx.acme.directory_url.as_str();
-    let http = ReqwestHttp::new(ctx.acme.ca_bundle.as_deref())?;
-    let (account, account_url) = account(ctx, http).await?;
+    let (account, account_url) = account(ctx, ctx.http.clone()).await?;
 
     let resumed = pending.is_some();
     let (mut order, mut record) = match pending {
@@ -206,8 +210,33 @@ pub async fn drive(ctx: &Ctx<'_>, pending: Option<PendingState>) -> Result<Progr
                     ));
                 }
                 let remaining = deadline.saturating_duration_since(Instant::now());
-                tokio::time::sleep(poll.min(remaining)).await;
-                poll = (poll * 3 / 2).min(MAX_POLL);
+                // The CA's Retry-After on its last answer (the order, the finalization or a
+                // challenge; RFC 8555 §7.4, §7.5.1) sets the next look: at least a second, and
+                // a time past the wait leaves the order pending for the next run now.
+                let pause = match ctx.http.take_retry_after() {
+                    Some((at, instant)) => {
+                        let asked =
+                            instant.saturating_duration_since(Instant::now()).max(Duration::from_secs(1));
+                        if asked > remaining {
+                            break Ok(pending(
+                                &record,
+                                format!(
+                                    "the certificate authority asked to look at the order again at {} (Retry-After), \
+                                     after the {} s this run waits (acme.pending-wait-seconds)",
+                                    super::state::utc_text(at.max(super::unix_now() + 1)),
+                                    ctx.acme.pending_wait.as_secs()
+                                ),
+                            ));
+                        }
+                        asked
+                    }
+                    None => {
+                        let pause = poll.min(remaining);
+                        poll = (poll * 3 / 2).min(MAX_POLL);
+                        pause
+                    }
+                };
+                tokio::time::sleep(pause).await;
                 if let Err(e) = nonce_retry!(order.refresh().await.map(|_| ())) {
                     break Err(from_acme("check the order", dir, e));
                 }
@@ -274,7 +303,10 @@ async fn new_order<'a>(
             Ok(order) => return Ok((order, Some(replaced))),
             Err(e) => {
                 let error = from_acme("open an order that replaces a certificate", dir, e);
-                if !super::replaces::retry_without(&error) {
+                // A CA that asked to wait (rateLimited, 503 + Retry-After) gets no other order now.
+                if !super::replaces::retry_without(&error)
+                    || ctx.http.ca_asked_to_wait(&error, super::unix_now()).is_some()
+                {
                     return Err(error);
                 }
                 let mut event = HistoryEvent::new("replaces-refused", ctx.now);

@@ -227,9 +227,15 @@ async fn installed(config: &Config, client: &AriClient, base: &str, now: i64) ->
 
 /// Whether a failed newOrder that carried `replaces` is worth one more attempt without it: the
 /// CA answered (a problem document such as `alreadyReplaced`, or an answer instant-acme did not
-/// accept, e.g. one that does not echo `replaces`), as opposed to a CA that cannot be reached.
+/// accept, e.g. one that does not echo `replaces`), as opposed to a CA that cannot be reached
+/// or that said it is rate-limiting this account (`rateLimited`: another order now would only
+/// make that worse).
 pub fn retry_without(error: &super::AcmeError) -> bool {
-    matches!(error, super::AcmeError::Refused { .. } | super::AcmeError::Protocol { .. })
+    match error {
+        super::AcmeError::Refused { problem, .. } => problem.acme_error() != Some("rateLimited"),
+        super::AcmeError::Protocol { .. } => true,
+        _ => false,
+    }
 }
 
 #[cfg(test)]
@@ -377,5 +383,13 @@ mod tests {
             reason: "refused".into(),
         };
         assert!(!retry_without(&down));
+        let rate_limited = AcmeError::Refused {
+            step: "open an order",
+            problem: ProblemDocument {
+                kind: Some("urn:ietf:params:acme:error:rateLimited".into()),
+                ..ProblemDocument::default()
+            },
+        };
+        assert!(!retry_without(&rate_limited));
     }
 }

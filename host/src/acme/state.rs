@@ -111,13 +111,19 @@ pub struct Limits {
     /// The setup (CA, account binding, names, challenge, key) the back-off is about: a changed
     /// configuration is not held back by the failures of the old one.
     pub backoff_setup: Option<String>,
+    /// When the CA's own `Retry-After` (RFC 8555 §6.6: `rateLimited`, or a 503) asked not to be
+    /// asked again before, if the last failure carried one (capped at 7 days); the back-off
+    /// lasts at least until then.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca_retry_after: Option<i64>,
 }
 
 /// Why no new order may be opened now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Blocked {
-    /// Failed orders back off: no new order before `until`.
-    Backoff { until: i64, failures: u32, last_failure: Option<String> },
+    /// Failed orders back off: no new order before `until`; `ca_asked`: that time is the CA's
+    /// own `Retry-After`.
+    Backoff { until: i64, failures: u32, last_failure: Option<String>, ca_asked: bool },
     /// `max` orders were opened in the last 24 hours: the next one after `until`.
     DailyCap { until: i64, max: u32 },
 }
@@ -134,11 +140,12 @@ impl Blocked {
 impl std::fmt::Display for Blocked {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Blocked::Backoff { until, failures, last_failure } => {
+            Blocked::Backoff { until, failures, last_failure, ca_asked } => {
                 write!(
                     f,
-                    "{failures} order(s) failed in a row, so no new order is opened before {} (back-off)",
-                    utc_text(*until)
+                    "{failures} order(s) failed in a row, so no new order is opened before {} (back-off{})",
+                    utc_text(*until),
+                    if *ca_asked { ", as the certificate authority asked with Retry-After" } else { "" }
                 )?;
                 if let Some(last) = last_failure {
                     write!(f, "; the last failure: {last}")?;
@@ -172,6 +179,7 @@ impl Limits {
                 until,
                 failures: self.consecutive_failures,
                 last_failure: self.last_failure.clone(),
+                ca_asked: self.ca_retry_after.is_some_and(|asked| asked >= until),
             });
         let recent: Vec<i64> = self
             .orders
@@ -210,6 +218,14 @@ impl Limits {
         let delay = FIRST_BACKOFF_SECS.saturating_mul(1_i64 << exponent).min(MAX_BACKOFF_SECS);
         self.backoff_until = Some(now.saturating_add(delay));
         self.last_failure = Some(reason.chars().take(2000).collect());
+        self.ca_retry_after = None;
+    }
+
+    /// Records that the CA asked (`Retry-After`) not to be asked again before `until`, after
+    /// [`Limits::failed`]: the back-off lasts at least that long.
+    pub fn ca_asked(&mut self, until: i64) {
+        self.ca_retry_after = Some(until);
+        self.backoff_until = Some(self.backoff_until.map_or(until, |b| b.max(until)));
     }
 
     /// Records a success: the back-off ends.
@@ -218,6 +234,7 @@ impl Limits {
         self.backoff_until = None;
         self.last_failure = None;
         self.backoff_setup = None;
+        self.ca_retry_after = None;
     }
 }
 
@@ -580,6 +597,34 @@ mod tests {
         assert_eq!(limits.backoff_until, Some(NOW + 3600));
         limits.succeeded();
         assert_eq!(limits.blocked(&names(), "t", NOW + 1, 3), None);
+    }
+
+    #[test]
+    fn the_cas_retry_after_makes_the_back_off_at_least_that_long() {
+        let mut limits = Limits::default();
+        limits.failed("rateLimited", "s", NOW);
+        limits.ca_asked(NOW + 7200);
+        assert_eq!(limits.backoff_until, Some(NOW + 7200));
+        let blocked = limits.blocked(&names(), "s", NOW + 10, 3).expect("blocked");
+        assert!(matches!(blocked, Blocked::Backoff { until, ca_asked: true, .. } if until == NOW + 7200));
+        assert!(
+            blocked.to_string().contains("(back-off, as the certificate authority asked with Retry-After)"),
+            "{blocked}"
+        );
+        // Shorter than the back-off: the back-off stands, and it is not the CA's time.
+        limits.failed("rateLimited", "s", NOW);
+        limits.ca_asked(NOW + 60);
+        assert_eq!(limits.backoff_until, Some(NOW + 7200), "the second failure's back-off: two hours");
+        let blocked = limits.blocked(&names(), "s", NOW + 10, 3).expect("blocked");
+        assert!(matches!(blocked, Blocked::Backoff { ca_asked: false, .. }), "{blocked:?}");
+        // A failure without Retry-After forgets the CA's time; a success ends it all.
+        limits.failed("boom", "s", NOW);
+        assert_eq!(limits.ca_retry_after, None);
+        limits.ca_asked(NOW + 99_999);
+        let text = serde_json::to_string(&limits).expect("json");
+        assert!(text.contains(&format!("\"ca-retry-after\":{}", NOW + 99_999)), "{text}");
+        limits.succeeded();
+        assert_eq!((limits.backoff_until, limits.ca_retry_after), (None, None));
     }
 
     #[test]

@@ -104,15 +104,9 @@ pub fn parse_renewal_info(body: &[u8]) -> Result<RenewalWindow, String> {
 /// How long to keep an answer, from its `Retry-After` (seconds or an HTTP date), clamped to
 /// [`MIN_RETRY_AFTER`] ..= [`MAX_RETRY_AFTER`].
 pub fn retry_after_seconds(header: Option<&str>, now: Timestamp) -> i64 {
-    let seconds = match header.map(str::trim) {
-        None => DEFAULT_RETRY_AFTER,
-        Some(value) => match value.parse::<i64>() {
-            Ok(seconds) => seconds,
-            Err(_) => chrono::DateTime::parse_from_rfc2822(value)
-                .map(|t| t.timestamp() - now)
-                .unwrap_or(DEFAULT_RETRY_AFTER),
-        },
-    };
+    let seconds = header
+        .and_then(|value| crate::http::retry_after(value, now))
+        .map_or(DEFAULT_RETRY_AFTER, |at| at.saturating_sub(now));
     seconds.clamp(MIN_RETRY_AFTER, MAX_RETRY_AFTER)
 }
 

@@ -31,6 +31,7 @@ use super::pem;
 use super::read::{MAX_PEM_FILE_SIZE, ReadError, read_bounded};
 use super::revocation::{Checker, Subject, is_issuer_of};
 use crate::config::{Config, ServiceConfig, TrustConfig};
+use crate::http::{ClientBuilderExt, Proxies, SetupError};
 
 /// The largest ACME directory accepted, in bytes.
 pub const MAX_DIRECTORY_BYTES: usize = 64 * 1024;
@@ -131,8 +132,9 @@ fn word<T: Serialize>(value: &T) -> String {
 }
 
 /// The HTTP client for OCSP, CRLs, the ACME directory and ARI: OpenSSL (native-tls), a
-/// timeout per request, at most three redirects, no proxy, no idle connections kept, answers
-/// read up to a limit.
+/// timeout per request, at most three redirects, no idle connections kept, answers read up to a
+/// limit; the user agent, the extra CA bundle and the proxy (from the environment, never for
+/// loopback) as [`crate::http`] sets them for every client.
 #[derive(Debug, Clone)]
 pub struct Http {
     client: reqwest::Client,
@@ -150,30 +152,28 @@ pub struct HttpAnswer {
 }
 
 impl Http {
-    /// A client with `timeout` per request that also trusts the PEM roots in `ca_bundle`.
-    pub fn new(timeout: Duration, ca_bundle: Option<&Path>) -> Result<Http, String> {
-        let mut builder = reqwest::Client::builder()
+    /// A client with `timeout` per request that also trusts the PEM roots in `ca_bundle`, with
+    /// the proxies of the environment.
+    pub fn new(timeout: Duration, ca_bundle: Option<&Path>) -> Result<Http, SetupError> {
+        Http::with_proxies(timeout, ca_bundle, &Proxies::from_env()?)
+    }
+
+    /// [`Http::new`] with explicit proxies.
+    pub fn with_proxies(
+        timeout: Duration,
+        ca_bundle: Option<&Path>,
+        proxies: &Proxies,
+    ) -> Result<Http, SetupError> {
+        let client = reqwest::Client::builder()
             .connect_timeout(timeout)
             .timeout(timeout)
             .redirect(reqwest::redirect::Policy::limited(3))
             // No idle keep-alive connections: a single-threaded responder (`openssl ocsp`) would
             // otherwise wait on an idle connection while the next request queues behind it.
             .pool_max_idle_per_host(0)
-            .no_proxy()
-            .user_agent(concat!("checkallsslcerts/", env!("CARGO_PKG_VERSION")));
-        if let Some(path) = ca_bundle {
-            let shown = path.display();
-            let pem = read_bounded(path, MAX_PEM_FILE_SIZE).map_err(|e| match e {
-                ReadError::Missing(m) => format!("the CA bundle {m} does not exist"),
-                ReadError::Unreadable(m) => format!("the CA bundle {m}"),
-            })?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|e| format!("the CA bundle {shown} is not PEM: {}", error_chain(&e)))?;
-            for cert in certs {
-                builder = builder.add_root_certificate(cert);
-            }
-        }
-        let client = builder.build().map_err(|e| format!("cannot set up HTTP: {}", error_chain(&e)))?;
+            .shared_settings(ca_bundle, proxies)?
+            .build()
+            .map_err(|e| SetupError::Client(error_chain(&e)))?;
         Ok(Http { client })
     }
 
@@ -217,19 +217,7 @@ impl Http {
 }
 
 /// An error and its sources joined with ": " (reqwest's own message alone says little).
-pub fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(e) = source {
-        let s = e.to_string();
-        if !text.contains(&s) {
-            text.push_str(": ");
-            text.push_str(&s);
-        }
-        source = e.source();
-    }
-    text
-}
+pub use crate::http::error_chain;
 
 /// What the ACME directory says that matters here.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -321,7 +309,7 @@ async fn run(
     let http = if needs_http {
         let http = match Http::new(net.timeout, acme.and_then(|a| a.ca_bundle.as_deref())) {
             Ok(http) => http,
-            Err(e) => {
+            Err(e @ SetupError::CaBundle { .. }) => {
                 out.notices.push(format!(
                     "[acme] ca-bundle is not usable ({e}); the CA's own roots are not trusted."
                 ));
@@ -332,6 +320,10 @@ async fn run(
                         return;
                     }
                 }
+            }
+            Err(e) => {
+                out.notices.push(format!("Revocation, CAA and ARI were not checked: {e}."));
+                return;
             }
         };
         Some(Arc::new(http))

@@ -51,6 +51,9 @@ pub enum FetchError {
     Transport { what: &'static str, location: String, message: String },
     #[error("extra CA file {}: {message}", path.display())]
     CaFile { path: PathBuf, message: String },
+    /// The HTTPS client could not be set up (e.g. a proxy variable that is not a proxy URL).
+    #[error("cannot download over HTTPS: {0}")]
+    Setup(String),
 }
 
 fn size_text(size: Option<u64>) -> String {

@@ -4,7 +4,9 @@
 //! whose `Content-Length` is larger is refused before its body is read, and any other body is
 //! read at most one byte past the limit. HTTPS goes through reqwest with OpenSSL (native-tls),
 //! the system's trust store plus an optional extra CA bundle (`--ca-file`), connect and
-//! overall timeouts, at most five redirects and never a redirect to plain HTTP.
+//! overall timeouts, at most five redirects and never a redirect to plain HTTP; the user agent,
+//! the CA bundle and the proxy (from the environment, never for loopback) are set by
+//! [`crate::http`], as for every HTTP client of this program.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -13,9 +15,7 @@ use std::time::{Duration, Instant};
 use reqwest::Url;
 
 use super::errors::{FetchError, StoreError};
-
-/// The largest extra CA file read.
-const MAX_CA_FILE_BYTES: u64 = 4 << 20;
+use crate::http::{ClientBuilderExt, Proxies, SetupError, error_chain as chain};
 
 /// Where a module or a signature comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,30 +105,20 @@ impl Fetcher {
 
     fn client(&mut self) -> Result<&reqwest::blocking::Client, FetchError> {
         if self.client.is_none() {
-            let mut builder = reqwest::blocking::Client::builder()
+            let setup = |e: SetupError| match e {
+                SetupError::CaBundle { path, reason } => FetchError::CaFile { path, message: reason },
+                other => FetchError::Setup(other.to_string()),
+            };
+            let proxies = Proxies::from_env().map_err(setup)?;
+            let client = reqwest::blocking::Client::builder()
                 .https_only(true)
                 .timeout(self.timeout)
                 .connect_timeout(self.timeout.min(Duration::from_secs(10)))
                 .redirect(reqwest::redirect::Policy::limited(5))
-                .user_agent(concat!("checkallsslcerts/", env!("CARGO_PKG_VERSION")));
-            if let Some(path) = &self.ca_file {
-                let ca_error = |message: String| FetchError::CaFile { path: path.clone(), message };
-                let pem = super::read_bounded(path, MAX_CA_FILE_BYTES).map_err(|e| match e {
-                    StoreError::Io { source, .. } => ca_error(format!("cannot read it: {source}")),
-                    other => ca_error(other.to_string()),
-                })?;
-                let certificates = reqwest::Certificate::from_pem_bundle(&pem)
-                    .map_err(|e| ca_error(format!("not a PEM certificate bundle: {}", chain(&e))))?;
-                if certificates.is_empty() {
-                    return Err(ca_error("holds no PEM certificate".into()));
-                }
-                builder = builder.tls_certs_merge(certificates);
-            }
-            let client = builder.build().map_err(|e| FetchError::Transport {
-                what: "HTTPS client",
-                location: String::new(),
-                message: chain(&e),
-            })?;
+                .shared_settings(self.ca_file.as_deref(), &proxies)
+                .map_err(setup)?
+                .build()
+                .map_err(|e| FetchError::Setup(chain(&e)))?;
             self.client = Some(client);
         }
         self.client.as_ref().ok_or_else(|| FetchError::Transport {
@@ -202,21 +192,6 @@ fn read_file(what: &'static str, path: &Path, limit: u64) -> Result<Vec<u8>, Fet
         StoreError::Io { source, .. } => FetchError::Read { what, location, source },
         other => FetchError::Read { what, location, source: std::io::Error::other(other.to_string()) },
     })
-}
-
-/// An error and its causes, as one line (reqwest's own message alone hides the TLS reason).
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]
