@@ -15,9 +15,10 @@ fi
 debs=(pkg-config libssl-dev)
 if [ "$want_test" = 1 ]; then
   # Real parts the tests run on loopback: an ACME CA, the at daemon, daemons to probe, promtool,
-  # minisign, dnsmasq, and the peers of the ACME benchmark.
+  # minisign, dnsmasq, systemd-analyze (checks the shipped units; no running systemd needed),
+  # and the peers of the ACME benchmark.
   debs+=(openssl pebble at nginx-light dovecot-imapd dovecot-pop3d postfix prometheus minisign
-         dnsmasq-base certbot lego python3-pip)
+         dnsmasq-base systemd certbot lego python3-pip)
 fi
 
 missing=()
