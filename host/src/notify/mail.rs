@@ -16,7 +16,7 @@ use super::dedup::{Problem, Standing, replaced};
 use super::errors::{NotifyError, chain};
 use crate::config::mail::{MailConfig, SmtpConfig, SmtpTls, Transport};
 use crate::config::{Config, ServiceConfig, TrustConfig};
-use crate::plan::model::{Decision, Level, Reason};
+use crate::plan::model::{Decision, Level, Notice, Reason};
 use crate::report::model::{ActionKind, RunReport, ServiceReport};
 use crate::report::text::word;
 
@@ -131,6 +131,12 @@ pub fn compose(
     let configured = config.services_by_name();
     let reported: std::collections::HashMap<&str, &ServiceReport> =
         report.services.iter().rev().map(|s| (s.name.as_str(), s)).collect();
+    let mut notices_of: std::collections::HashMap<&str, Vec<&Notice>> = std::collections::HashMap::new();
+    for notice in &report.notices {
+        if let Some(name) = &notice.service {
+            notices_of.entry(name.as_str()).or_default().push(notice);
+        }
+    }
     for (problem, standing) in problems.iter().zip(standings) {
         body.push('\n');
         match &problem.service {
@@ -143,7 +149,8 @@ pub fn compose(
                 );
                 if let Some(service) = reported.get(name.as_str()) {
                     let files = configured.get(name.as_str()).copied();
-                    service_section(&mut body, files, report, service, management_disabled);
+                    let notices = notices_of.get(name.as_str()).map_or(&[][..], Vec::as_slice);
+                    service_section(&mut body, files, notices, report, service, management_disabled);
                 }
             }
             None => {
@@ -215,6 +222,7 @@ pub fn compose(
 fn service_section(
     out: &mut String,
     files: Option<&ServiceConfig>,
+    notices: &[&Notice],
     report: &RunReport,
     service: &ServiceReport,
     management_disabled: bool,
@@ -243,8 +251,6 @@ fn service_section(
             if reasons.is_empty() { String::new() } else { format!(" (reasons: {})", reasons.join(", ")) }
         ),
     );
-    let notices: Vec<_> =
-        report.notices.iter().filter(|n| n.service.as_deref() == Some(service.name.as_str())).collect();
     if !notices.is_empty() {
         out.push_str("  The policy says:\n");
         for n in notices {
