@@ -13,14 +13,14 @@
 //! quiet period ago; the mail then lists every current problem. Fingerprints of problems that
 //! are gone are dropped, so a problem that comes back after being fixed is mailed again.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate::facts::model::Timestamp;
-use crate::plan::model::{Level, Reason};
+use crate::plan::model::{Level, Notice, Reason};
 use crate::report::model::{ActionKind, RunReport, ServiceReport};
 use crate::report::text::word;
 
@@ -93,9 +93,23 @@ fn fingerprint(parts: &[String]) -> String {
 /// With `management_disabled`, expired or expiring certificates are no problem by themselves
 /// (the policy gives no notice for them either).
 pub fn problems(report: &RunReport, management_disabled: bool) -> Vec<Problem> {
-    let mut problems: Vec<Problem> =
-        report.services.iter().filter_map(|s| service_problem(report, s, management_disabled)).collect();
-    let known = |name: &str| report.services.iter().any(|s| s.name == name);
+    // Grouped once: a run may have 10,000 services and as many notices.
+    let mut notices_of: HashMap<&str, Vec<&Notice>> = HashMap::new();
+    for notice in &report.notices {
+        if let Some(name) = &notice.service {
+            notices_of.entry(name.as_str()).or_default().push(notice);
+        }
+    }
+    let mut problems: Vec<Problem> = report
+        .services
+        .iter()
+        .filter_map(|s| {
+            let notices = notices_of.get(s.name.as_str()).map_or(&[][..], Vec::as_slice);
+            service_problem(notices, s, management_disabled)
+        })
+        .collect();
+    let names: HashSet<&str> = report.services.iter().map(|s| s.name.as_str()).collect();
+    let known = |name: &str| names.contains(name);
     for notice in &report.notices {
         if notice.level < Level::Warning || notice.service.as_deref().is_some_and(known) {
             continue;
@@ -124,14 +138,15 @@ pub fn replaced(service: &ServiceReport) -> bool {
     service.actions.iter().any(|a| a.kind == ActionKind::InstallReplacement && a.outcome == "done")
 }
 
+/// The problem of one service, from its own `notices`.
 fn service_problem(
-    report: &RunReport,
+    notices: &[&Notice],
     service: &ServiceReport,
     management_disabled: bool,
 ) -> Option<Problem> {
     let mut level: Option<Level> = None;
     let mut parts = Vec::new();
-    for notice in report.notices.iter().filter(|n| n.service.as_deref() == Some(service.name.as_str())) {
+    for notice in notices {
         if notice.level >= Level::Warning {
             level = level.max(Some(notice.level));
             parts.push(format!("notice {} {}", word(&notice.level), normalise(&notice.message)));
