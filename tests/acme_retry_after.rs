@@ -5,13 +5,19 @@
 //! finalizes. The HTTPS reverse proxy of `support/acme_proxy.rs` stands between the binary and
 //! Pebble: it answers one newOrder with HTTP 429 `rateLimited` and a `Retry-After`, or adds a
 //! `Retry-After` to one finalize answer; everything else is Pebble's.
+//!
+//! `--allow-retry` queues its re-check in the real `at` queue (`support/at_queue.rs`: `atq`,
+//! `at -c`, `atrm`); no job is due before a test ends, so `atd` need not run.
 
 #[path = "support/acme_proxy.rs"]
 mod acme_proxy;
+#[path = "support/at_queue.rs"]
+mod at_queue;
 #[path = "support/pebble.rs"]
 mod pebble;
 mod support;
 
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use acme_proxy::{Host, Proxy, assert_installed};
@@ -33,6 +39,30 @@ fn utc(t: i64) -> String {
 fn limits(host: &Host) -> Value {
     serde_json::from_str(&std::fs::read_to_string(host.path("state/acme/limits.json")).expect("limits.json"))
         .expect("json")
+}
+
+fn state_file(host: &Host, name: &str) -> Value {
+    let path = host.path("state/acme").join(name);
+    serde_json::from_str(
+        &std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
+    )
+    .expect("json")
+}
+
+/// Asserts that `at` runs job `at` (a Unix time) at the first whole minute not before `from`
+/// as it was between `before` and `after` (the times around the run): `at now + N minutes` drops
+/// the seconds of now.
+fn assert_job_time(at: i64, from: impl Fn(i64) -> i64, before: i64, after: i64) {
+    let earliest = from(before);
+    let latest = from(after) + 60;
+    assert!(
+        at >= earliest && at <= latest,
+        "the job runs at {} ({at}); expected between {} and {}",
+        utc(at),
+        utc(earliest),
+        utc(latest)
+    );
+    assert_eq!(at % 60, 0, "at runs jobs on whole minutes");
 }
 
 #[test]
@@ -145,12 +175,201 @@ fn the_cas_retry_after_paces_the_polls_and_one_past_the_wait_leaves_the_order_pe
         after.last().is_some_and(|r| r.path.starts_with("/finalize-order/")),
         "no look after it: {after:#?}"
     );
-    let pending: Value = serde_json::from_str(
-        &std::fs::read_to_string(host.path("state/acme/pending.json")).expect("pending.json"),
-    )
-    .expect("json");
+    let mut pending = state_file(&host, "pending.json");
     assert_eq!(pending["status"], "processing");
+    // The CA's time is kept with the order (RFC 8555 §7.4: look at it again after that time):
+    // a run before then sends the CA nothing.
+    let asked = pending["retry-after"].as_i64().expect("retry-after kept");
+    assert!((now() + 3600 - 30..=now() + 3600).contains(&asked), "{pending}");
+    assert!(out.stdout.contains(&format!("No run resumes it before {}", utc(asked))), "{}", out.stdout);
+    let seen = proxy.requests().len();
+    let out = host.run().run();
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains(&format!(
+            "the certificate authority asked to look at the order again at {} (Retry-After); the pending order",
+            utc(asked)
+        )),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(proxy.requests().len(), seen, "no request reached the CA");
+    // Once that time has come (the state's clock moved past it), the next run resumes the order
+    // and finishes it.
+    pending["retry-after"] = (now() - 1).into();
+    std::fs::write(host.path("state/acme/pending.json"), pending.to_string()).expect("pending");
     assert_installed(&host, &host.run().run(), &pebble);
     assert_eq!(host.events("order-resumed").len(), 1);
     assert_eq!(proxy.new_orders().len(), 2, "the pending order was resumed, not opened again");
+}
+
+#[test]
+fn allow_retry_queues_the_recheck_for_the_cas_retry_after_and_a_recheck_woken_early_queues_itself_again() {
+    let pebble = Pebble::start(Settings { nonce_reject: Some(0), ..Settings::default() });
+    let proxy = Proxy::start(&pebble, false);
+    let host = Host::new("recheck-later.acme-test.com");
+    host.configure(&pebble, &proxy, "");
+    let needle = host.config.display().to_string();
+    let _cleanup = at_queue::Cleanup(needle.clone());
+
+    // The challenge port is taken: the order stays pending with no Retry-After, and the re-check
+    // is queued an hour later (the original's behaviour).
+    let blocker = std::net::TcpListener::bind(("127.0.0.1", pebble.http_port)).expect("block the port");
+    let before = now();
+    let out = host.run().args(["--allow-retry", "--verbose"]).run();
+    let after = now();
+    assert_eq!(out.code, RETRY_PENDING, "{}{}", out.stdout, out.stderr);
+    let jobs = at_queue::jobs_mentioning(&needle);
+    assert_eq!(jobs.len(), 1, "{jobs:?}\n{}", out.stdout);
+    let (hour_job, hour_at) = jobs[0].clone();
+    assert_job_time(hour_at, |t| t - t % 60 + 3600, before, after);
+    assert!(
+        out.stdout.contains(&format!(
+            "A re-check runs at {} (an hour after this run; at job {hour_job}",
+            utc(hour_at)
+        )),
+        "{}",
+        out.stdout
+    );
+    assert!(state_file(&host, "pending.json").get("retry-after").is_none(), "the CA asked for no time");
+
+    // The port is free: the order is resumed, finalized, and the CA answers it is processing with
+    // Retry-After: 7200. The hour's job would wake an hour too early: it is removed, and the
+    // re-check is queued for the CA's time instead.
+    drop(blocker);
+    proxy.with(|b| b.finalize_retry_after = Some("7200".into()));
+    let before = now();
+    let out = host.run().args(["--allow-retry", "--verbose"]).run();
+    let after = now();
+    assert_eq!(out.code, RETRY_PENDING, "{}{}", out.stdout, out.stderr);
+    let finalize =
+        proxy.requests().into_iter().rfind(|r| r.path.starts_with("/finalize-order/")).expect("finalized");
+    assert_eq!(finalize.retry_after.as_deref(), Some("7200"));
+    let jobs = at_queue::jobs_mentioning(&needle);
+    assert_eq!(jobs.len(), 1, "one job: {jobs:?}\n{}", out.stdout);
+    let (job, job_at) = jobs[0].clone();
+    assert_ne!(job, hour_job, "the hour's job was removed");
+    assert_job_time(job_at, |t| t + 7200 + 59 - (t + 7200 + 59) % 60, before, after);
+    let asked = state_file(&host, "pending.json")["retry-after"].as_i64().expect("the CA's time is kept");
+    assert!((before + 7200..=after + 7200).contains(&asked));
+    assert!(job_at >= asked && job_at < asked + 60, "the first minute not before the CA's time");
+    assert!(
+        out.stdout.contains(&format!(
+            "The queued re-check (at job {hour_job}) would have run at {}, before the time the certificate authority asked for; it was removed.",
+            utc(hour_at)
+        )),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains(&format!(
+            "A re-check runs at {} (the certificate authority asked for {} with Retry-After; at job {job}:",
+            utc(job_at),
+            utc(asked)
+        )),
+        "{}",
+        out.stdout
+    );
+    let retry = state_file(&host, "retry.json");
+    assert_eq!(retry["id"].as_str(), Some(job.as_str()), "{retry}");
+    // (`at` reads the clock a moment after the run: its minute may have just begun.)
+    let runs_at = retry["runs-at"].as_i64().expect("runs-at");
+    assert!((job_at - 60..=job_at).contains(&runs_at), "{retry}");
+    // The job runs the command with --no-retry, and its environment marks it as the re-check.
+    let script = at_queue::script(&job);
+    assert!(script.contains("'--no-retry' '--config'"), "{script}");
+    let token = retry["token"].as_str().expect("token");
+    assert!(
+        script.contains(&format!("CHECKALLSSLCERTS_RETRY_JOB={token}; export CHECKALLSSLCERTS_RETRY_JOB")),
+        "{script}"
+    );
+
+    // Another --allow-retry run before the CA's time sends the CA nothing and keeps the job.
+    let seen = proxy.requests().len();
+    let out = host.run().args(["--allow-retry", "--verbose"]).run();
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains(&format!(
+            "A re-check is already queued (at job {job}, at {}); none was added.",
+            utc(job_at)
+        )),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(proxy.requests().len(), seen, "no request reached the CA");
+    assert_eq!(at_queue::jobs_mentioning(&needle), vec![(job.clone(), job_at)]);
+
+    // The re-check wakes before the CA's time (here: its script is run now, as atd would run it,
+    // and the job leaves the queue as atd's does). It cannot look at the order, so the one
+    // re-check is not used up: it queues itself again for the CA's time. A --no-retry run by hand
+    // queues nothing.
+    let out = host.run().args(["--no-retry", "--verbose"]).run();
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert!(!out.stdout.contains("queued again"), "{}", out.stdout);
+    at_queue::remove(&job);
+    let mut sh = Command::new("/bin/sh")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("sh");
+    use std::io::Write as _;
+    sh.stdin.take().expect("stdin").write_all(script.as_bytes()).expect("script");
+    let ran = sh.wait_with_output().expect("the job's script");
+    let text = format!("{}{}", String::from_utf8_lossy(&ran.stdout), String::from_utf8_lossy(&ran.stderr));
+    assert_eq!(ran.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains(&format!(
+            "the certificate authority asked to look at the order again at {}",
+            utc(asked)
+        )),
+        "{text}"
+    );
+    assert_eq!(proxy.requests().len(), seen, "no request reached the CA");
+    let jobs = at_queue::jobs_mentioning(&needle);
+    assert_eq!(jobs.len(), 1, "{jobs:?}\n{text}");
+    let (again, again_at) = jobs[0].clone();
+    assert_ne!(again, job);
+    assert!((job_at..=job_at + 60).contains(&again_at), "queued again for the CA's time");
+    let retry = state_file(&host, "retry.json");
+    assert_eq!(retry["id"].as_str(), Some(again.as_str()));
+    assert_ne!(retry["token"].as_str(), Some(token), "a new job, a new token");
+    let scheduled = host.events("retry-scheduled");
+    assert_eq!(scheduled.len(), 3);
+    assert!(
+        scheduled[2]["detail"].as_str().is_some_and(|d| d.contains("the certificate authority asked for")),
+        "{scheduled:?}"
+    );
+}
+
+#[test]
+fn a_retry_after_sooner_than_an_hour_still_rechecks_an_hour_later() {
+    let pebble = Pebble::start(Settings { nonce_reject: Some(0), ..Settings::default() });
+    let proxy = Proxy::start(&pebble, false);
+    let host = Host::new("recheck-hour.acme-test.com");
+    host.configure(&pebble, &proxy, "");
+    let needle = host.config.display().to_string();
+    let _cleanup = at_queue::Cleanup(needle.clone());
+
+    // Retry-After: 60 is past the 20 s this run waits, but sooner than the original's hour.
+    proxy.with(|b| b.finalize_retry_after = Some("60".into()));
+    let before = now();
+    let out = host.run().args(["--allow-retry", "--verbose"]).run();
+    let after = now();
+    assert_eq!(out.code, RETRY_PENDING, "{}{}", out.stdout, out.stderr);
+    let asked = state_file(&host, "pending.json")["retry-after"].as_i64().expect("the CA's time is kept");
+    assert!((before + 60..=after + 60).contains(&asked));
+    let jobs = at_queue::jobs_mentioning(&needle);
+    assert_eq!(jobs.len(), 1, "{jobs:?}\n{}", out.stdout);
+    let (job, job_at) = jobs[0].clone();
+    assert_job_time(job_at, |t| t - t % 60 + 3600, before, after);
+    assert!(
+        out.stdout.contains(&format!(
+            "A re-check runs at {} (an hour after this run; the certificate authority asked for {} with Retry-After, which is not later; at job {job}:",
+            utc(job_at),
+            utc(asked)
+        )),
+        "{}",
+        out.stdout
+    );
 }

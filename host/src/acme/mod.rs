@@ -44,7 +44,8 @@ pub(crate) fn unix_now() -> i64 {
 /// How the ACME step was asked to behave.
 #[derive(Debug, Clone, Default)]
 pub struct StepOptions {
-    /// `--allow-retry`: queue a re-check in an hour if the order is still pending.
+    /// `--allow-retry`: queue a re-check if the order is still pending, an hour later or when
+    /// the CA's `Retry-After` says, whichever is later ([`retry::delay`]).
     pub allow_retry: bool,
     /// `--no-retry`: never queue a re-check.
     pub no_retry: bool,
@@ -255,13 +256,21 @@ pub fn order(config: &Config, options: &StepOptions, now: i64) -> StepReport {
     }
 
     if let Some(p) = &pending {
-        // A pending order is resumed whatever the back-off, but not before the CA's Retry-After.
+        // A pending order is resumed whatever the back-off, but not before the CA's Retry-After:
+        // a rate limit's or a 503's (limits.json), or the order's own (RFC 8555 §7.4, pending.json).
         match state.limits() {
             Ok(limits) => {
-                if let Some(until) = limits.ca_retry_after.filter(|until| *until > now) {
+                let rate_limited = limits.ca_retry_after.filter(|until| *until > now);
+                let polled = p.retry_after.filter(|until| *until > now);
+                if let Some(until) = rate_limited.max(polled) {
+                    let asked = if rate_limited == Some(until) {
+                        "not to be sent another request before"
+                    } else {
+                        "to look at the order again at"
+                    };
                     let reason = format!(
-                        "the certificate authority asked not to be sent another request before {} (Retry-After); \
-                         the pending order {} is resumed after that",
+                        "the certificate authority asked {asked} {} (Retry-After); the pending order {} is \
+                         resumed after that",
                         state::utc_text(until),
                         p.url
                     );
@@ -269,6 +278,7 @@ pub fn order(config: &Config, options: &StepOptions, now: i64) -> StepReport {
                         Level::Warning,
                         format!("Nothing was sent to {}: {reason}.", acme.directory_url),
                     ));
+                    recheck_at_the_cas_time(&state, options, until, &mut notices);
                     return StepReport { outcome: Outcome::NotOrdered { reason }, notices };
                 }
             }
@@ -338,39 +348,41 @@ pub fn order(config: &Config, options: &StepOptions, now: i64) -> StepReport {
             event.order_url = Some(order_url.clone());
             event.detail = Some(reason.clone());
             let _ = state.log(&event);
+            // The CA's Retry-After on its last answer (RFC 8555 §7.4: look at a processing order
+            // again after it): no run resumes the order before then; at most 7 days on.
+            let answered = unix_now();
+            let ca_until = http
+                .last_answer()
+                .and_then(|answer| answer.retry_after)
+                .filter(|until| *until > answered)
+                .map(|until| until.min(answered.saturating_add(client::MAX_CA_RETRY_AFTER_SECS)));
+            match state.pending() {
+                Ok(Some(mut p)) if p.retry_after != ca_until => {
+                    p.retry_after = ca_until;
+                    if let Err(e) = state.save_pending(&p) {
+                        notices.push(notice(Level::Warning, e.to_string()));
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => notices.push(notice(Level::Warning, e.to_string())),
+            }
+            let next = match ca_until {
+                Some(until) => format!(
+                    "No run resumes it before {} (the certificate authority's Retry-After).",
+                    state::utc_text(until)
+                ),
+                None => "The next run resumes it.".to_string(),
+            };
             notices.push(notice(
                 Level::Warning,
                 format!(
-                    "The certificate order {order_url} ({}) is still {status}: {reason}. The next run resumes it.",
+                    "The certificate order {order_url} ({}) is still {status}: {reason}. {next}",
                     if resumed { "resumed" } else { "new" }
                 ),
             ));
             if options.allow_retry && !options.no_retry {
-                match retry::schedule(&state, &options.config_path, now) {
-                    Ok(retry::Scheduled::New(r, warning)) => {
-                        notices.push(notice(
-                            Level::Info,
-                            format!(
-                                "A re-check runs at {} ({} job {}: {}).",
-                                state::utc_text(r.runs_at),
-                                r.scheduler,
-                                r.id,
-                                r.command.join(" ")
-                            ),
-                        ));
-                        if let Some(warning) = warning {
-                            notices.push(notice(Level::Warning, format!("--allow-retry: {warning}")));
-                        }
-                    }
-                    Ok(retry::Scheduled::Existing(r)) => notices.push(notice(
-                        Level::Info,
-                        format!(
-                            "A re-check is already queued ({} job {}); none was added.",
-                            r.scheduler, r.id
-                        ),
-                    )),
-                    Err(e) => notices.push(notice(Level::Warning, format!("--allow-retry: {e}"))),
-                }
+                let scheduled = retry::schedule(&state, &options.config_path, unix_now(), ca_until);
+                retry_notices(scheduled, &mut notices);
             }
             return StepReport { outcome: Outcome::Pending { order_url, status, reason }, notices };
         }
@@ -411,12 +423,83 @@ pub fn order(config: &Config, options: &StepOptions, now: i64) -> StepReport {
             failed(error, notices)
         }
     };
-    // The order is over (issued or failed): a queued re-check has nothing left to do.
+    // The order is over (issued, or failed for good): a queued re-check has nothing left to do.
+    // An order still pending after a failure (the CA unreachable, a 503) keeps its re-check.
     let mut report = report;
-    if let Some(message) = retry::cancel(&state, now) {
+    if matches!(state.pending(), Ok(None))
+        && let Some(message) = retry::cancel(&state, now)
+    {
         report.notices.push(notice(Level::Info, message));
     }
     report
+}
+
+/// A pending order the CA asked not to look at before `until`, so this run did not: with
+/// `--allow-retry` the re-check is queued for then (a waiting one that runs earlier is replaced);
+/// and the queued re-check itself, woken before then, queues itself again for then — the one
+/// re-check is not used up by a run that could not look at the order. Any other run (`--no-retry`
+/// by hand, a plain run) queues nothing.
+fn recheck_at_the_cas_time(state: &StateDir, options: &StepOptions, until: i64, notices: &mut Vec<Notice>) {
+    if options.allow_retry && !options.no_retry {
+        retry_notices(retry::schedule(state, &options.config_path, unix_now(), Some(until)), notices);
+        return;
+    }
+    let token = std::env::var(retry::RETRY_JOB_ENV).ok();
+    if let Some(job) = retry::recheck(state, token.as_deref()) {
+        notices.push(notice(
+            Level::Info,
+            format!(
+                "This run is the queued re-check ({} job {}), woken before the time the certificate authority \
+                 asked for: it is queued again for that time.",
+                job.scheduler, job.id
+            ),
+        ));
+        retry_notices(retry::schedule(state, &options.config_path, unix_now(), Some(until)), notices);
+    }
+}
+
+/// The notices of [`retry::schedule`]'s result.
+fn retry_notices(scheduled: Result<retry::Scheduled, String>, notices: &mut Vec<Notice>) {
+    match scheduled {
+        Ok(retry::Scheduled::New { record, delay, replaced, warning }) => {
+            if let Some(old) = replaced {
+                notices.push(notice(
+                    Level::Info,
+                    format!(
+                        "The queued re-check ({} job {}) would have run at {}, before the time the certificate \
+                         authority asked for; it was removed.",
+                        old.scheduler,
+                        old.id,
+                        state::utc_text(old.runs_at)
+                    ),
+                ));
+            }
+            notices.push(notice(
+                Level::Info,
+                format!(
+                    "A re-check runs at {} ({}; {} job {}: {}).",
+                    state::utc_text(record.runs_at),
+                    delay.reason(),
+                    record.scheduler,
+                    record.id,
+                    record.command.join(" ")
+                ),
+            ));
+            if let Some(warning) = warning {
+                notices.push(notice(Level::Warning, format!("--allow-retry: {warning}")));
+            }
+        }
+        Ok(retry::Scheduled::Existing(record)) => notices.push(notice(
+            Level::Info,
+            format!(
+                "A re-check is already queued ({} job {}, at {}); none was added.",
+                record.scheduler,
+                record.id,
+                state::utc_text(record.runs_at)
+            ),
+        )),
+        Err(e) => notices.push(notice(Level::Warning, format!("--allow-retry: {e}"))),
+    }
 }
 
 /// When the next new order may be opened, after a failure, and why then.
@@ -591,6 +674,7 @@ mod tests {
                 key_sent: true,
                 artifacts: Vec::new(),
                 replaces: None,
+                retry_after: None,
             })
             .expect("save");
         let mut limits = state::Limits::default();
@@ -629,6 +713,7 @@ mod tests {
                 key_sent: true,
                 artifacts: Vec::new(),
                 replaces: None,
+                retry_after: None,
             })
             .expect("save");
         let mut limits = state::Limits::default();
@@ -650,5 +735,28 @@ mod tests {
             "{:?}",
             report.outcome
         );
+        // A failure the order survives (it is still pending) is not the end of the order.
+        assert!(state.pending().expect("pending").is_some());
+
+        // The order's own Retry-After (RFC 8555 §7.4: a processing order, pending.json) holds the
+        // order back the same way, without a rate limit.
+        state.save_limits(&state::Limits::default()).expect("limits");
+        let mut pending = state.pending().expect("pending").expect("still pending");
+        pending.retry_after = Some(now + 900);
+        state.save_pending(&pending).expect("save");
+        let report = super::order(&config, &StepOptions::default(), now);
+        let Outcome::NotOrdered { reason } = &report.outcome else { panic!("{:?}", report.outcome) };
+        assert!(
+            reason.starts_with(&format!(
+                "the certificate authority asked to look at the order again at {} (Retry-After)",
+                state::utc_text(now + 900)
+            )),
+            "{reason}"
+        );
+        // Neither --allow-retry nor the re-check's own run: nothing is queued.
+        assert!(state.retry().expect("retry").is_none());
+        assert_eq!(report.notices.len(), 1, "{:?}", report.notices);
+        let report = super::order(&config, &StepOptions::default(), now + 901);
+        assert!(matches!(report.outcome, Outcome::Failed { .. }), "{:?}", report.outcome);
     }
 }

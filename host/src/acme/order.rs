@@ -147,6 +147,7 @@ pub async fn drive(ctx: &Ctx<'_>, pending: Option<PendingState>) -> Result<Progr
                 key_sent: false,
                 artifacts: Vec::new(),
                 replaces: replaces.map(|r| r.id.clone()),
+                retry_after: None,
             };
             ctx.state.save_pending(&record)?;
             let mut limits = ctx.state.limits()?;

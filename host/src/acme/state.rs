@@ -75,6 +75,11 @@ pub struct PendingState {
     /// `replaces`), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replaces: Option<String>,
+    /// When the CA asked, with the `Retry-After` of its last answer, to look at the order again
+    /// (RFC 8555 §7.4; held to at most 7 days after the run): no run resumes the order before
+    /// then, and `--allow-retry` queues its re-check for then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after: Option<i64>,
 }
 
 /// A challenge response left in place while an order is pending.
@@ -252,6 +257,11 @@ pub struct RetryRecord {
     pub runs_at: i64,
     /// The command it runs.
     pub command: Vec<String>,
+    /// The value of `CHECKALLSSLCERTS_RETRY_JOB` in the job's environment: how the job's own
+    /// run knows it is this re-check (see [`super::retry::recheck`]). Absent in records
+    /// written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
 }
 
 /// One line of `history.jsonl`.
@@ -663,6 +673,7 @@ mod tests {
             key_sent: false,
             artifacts: vec![Artifact::DnsRecord { domain: "host.example.com".into(), value: "v".into() }],
             replaces: Some("aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE".into()),
+            retry_after: Some(NOW + 7200),
         };
         state.save_pending(&pending).expect("save");
         assert_eq!(mode_of(&state.path().join("pending.json")), 0o600);
