@@ -184,7 +184,7 @@ fn the_cas_retry_after_paces_the_polls_and_one_past_the_wait_leaves_the_order_pe
     assert!(out.stdout.contains(&format!("No run resumes it before {}", utc(asked))), "{}", out.stdout);
     let seen = proxy.requests().len();
     let out = host.run().run();
-    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert_eq!(out.code, RETRY_PENDING, "{}{}", out.stdout, out.stderr);
     assert!(
         out.stdout.contains(&format!(
             "the certificate authority asked to look at the order again at {} (Retry-After); the pending order",
@@ -287,7 +287,7 @@ fn allow_retry_queues_the_recheck_for_the_cas_retry_after_and_a_recheck_woken_ea
     // Another --allow-retry run before the CA's time sends the CA nothing and keeps the job.
     let seen = proxy.requests().len();
     let out = host.run().args(["--allow-retry", "--verbose"]).run();
-    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert_eq!(out.code, RETRY_PENDING, "{}{}", out.stdout, out.stderr);
     assert!(
         out.stdout.contains(&format!(
             "A re-check is already queued (at job {job}, at {}); none was added.",
@@ -304,7 +304,7 @@ fn allow_retry_queues_the_recheck_for_the_cas_retry_after_and_a_recheck_woken_ea
     // re-check is not used up: it queues itself again for the CA's time. A --no-retry run by hand
     // queues nothing.
     let out = host.run().args(["--no-retry", "--verbose"]).run();
-    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert_eq!(out.code, RETRY_PENDING, "{}{}", out.stdout, out.stderr);
     assert!(!out.stdout.contains("queued again"), "{}", out.stdout);
     at_queue::remove(&job);
     let mut sh = Command::new("/bin/sh")
@@ -317,7 +317,7 @@ fn allow_retry_queues_the_recheck_for_the_cas_retry_after_and_a_recheck_woken_ea
     sh.stdin.take().expect("stdin").write_all(script.as_bytes()).expect("script");
     let ran = sh.wait_with_output().expect("the job's script");
     let text = format!("{}{}", String::from_utf8_lossy(&ran.stdout), String::from_utf8_lossy(&ran.stderr));
-    assert_eq!(ran.status.code(), Some(0), "{text}");
+    assert_eq!(ran.status.code(), Some(RETRY_PENDING), "{text}");
     assert!(
         text.contains(&format!(
             "the certificate authority asked to look at the order again at {}",

@@ -279,7 +279,10 @@ pub fn order(config: &Config, options: &StepOptions, now: i64) -> StepReport {
                         format!("Nothing was sent to {}: {reason}.", acme.directory_url),
                     ));
                     recheck_at_the_cas_time(&state, options, until, &mut notices);
-                    return StepReport { outcome: Outcome::NotOrdered { reason }, notices };
+                    // Still pending at the CA: the run says so (exit 75), as one that polled would.
+                    let outcome =
+                        Outcome::Pending { order_url: p.url.clone(), status: p.status.clone(), reason };
+                    return StepReport { outcome, notices };
                 }
             }
             Err(e) => return failed(e, notices),
@@ -723,7 +726,10 @@ mod tests {
         state.save_limits(&limits).expect("limits");
 
         let report = super::order(&config, &StepOptions::default(), now);
-        let Outcome::NotOrdered { reason } = &report.outcome else { panic!("{:?}", report.outcome) };
+        let Outcome::Pending { reason, order_url, .. } = &report.outcome else {
+            panic!("{:?}", report.outcome)
+        };
+        assert_eq!(order_url, "https://127.0.0.1:1/order/7");
         assert!(reason.contains(&state::utc_text(now + 600)) && reason.contains("Retry-After"), "{reason}");
         assert!(reason.contains("https://127.0.0.1:1/order/7 is resumed after that"), "{reason}");
         assert!(state.pending().expect("pending").is_some(), "the order stays pending");
@@ -745,7 +751,7 @@ mod tests {
         pending.retry_after = Some(now + 900);
         state.save_pending(&pending).expect("save");
         let report = super::order(&config, &StepOptions::default(), now);
-        let Outcome::NotOrdered { reason } = &report.outcome else { panic!("{:?}", report.outcome) };
+        let Outcome::Pending { reason, .. } = &report.outcome else { panic!("{:?}", report.outcome) };
         assert!(
             reason.starts_with(&format!(
                 "the certificate authority asked to look at the order again at {} (Retry-After)",
