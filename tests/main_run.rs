@@ -85,6 +85,8 @@ fn fixture(services: &[(&str, Material)], ca: &Ca, reload: &str) -> Fixture {
         ));
     }
     let path = root.join("config.toml");
+    // Hermetic: no mail through this machine's sendmail (tests/notify.rs tests the mail).
+    let config = if config.contains("[mail]") { config } else { config + "\n[mail]\nenabled = false\n" };
     std::fs::write(&path, config).expect("config");
     Fixture { dir, config: path }
 }

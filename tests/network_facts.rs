@@ -539,6 +539,8 @@ impl Setup {
             self.services.join("\n")
         );
         let path = self.path("config.toml");
+        // Hermetic: no mail through this machine's sendmail (tests/notify.rs tests the mail).
+        let text = if text.contains("[mail]") { text } else { text + "\n[mail]\nenabled = false\n" };
         std::fs::write(&path, text).unwrap();
         path
     }

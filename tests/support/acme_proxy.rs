@@ -446,6 +446,8 @@ impl Host {
             http = pebble.http_port,
             web = self.path("web").display(),
         );
+        // Hermetic: no mail through this machine's sendmail (tests/notify.rs tests the mail).
+        let text = if text.contains("[mail]") { text } else { text + "\n[mail]\nenabled = false\n" };
         std::fs::write(&self.config, text).expect("config");
     }
 
