@@ -29,14 +29,10 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use openssl::asn1::Asn1Time;
-use openssl::ec::{EcGroup, EcKey};
 use openssl::hash::MessageDigest;
-use openssl::nid::Nid;
 use openssl::pkey::PKey;
 use openssl::ssl::{SslAcceptor, SslMethod};
-use openssl::x509::extension::SubjectAlternativeName;
-use openssl::x509::{X509, X509NameBuilder};
+use openssl::x509::X509;
 use serde_json::Value;
 
 use crate::pebble::Pebble;
@@ -373,23 +369,7 @@ pub fn rfc3339(t: i64) -> String {
 
 /// A self-signed certificate for 127.0.0.1 and its key.
 pub fn self_signed_for_loopback() -> (X509, PKey<openssl::pkey::Private>) {
-    let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).expect("group");
-    let key = PKey::from_ec_key(EcKey::generate(&group).expect("key")).expect("pkey");
-    let mut name = X509NameBuilder::new().expect("name");
-    name.append_entry_by_nid(Nid::COMMONNAME, "ACME proxy (test fixture)").expect("cn");
-    let name = name.build();
-    let mut b = X509::builder().expect("builder");
-    b.set_version(2).expect("version");
-    b.set_subject_name(&name).expect("subject");
-    b.set_issuer_name(&name).expect("issuer");
-    b.set_pubkey(&key).expect("pubkey");
-    b.set_not_before(&Asn1Time::days_from_now(0).expect("time")).expect("nb");
-    b.set_not_after(&Asn1Time::days_from_now(2).expect("time")).expect("na");
-    let san =
-        SubjectAlternativeName::new().ip("127.0.0.1").build(&b.x509v3_context(None, None)).expect("san");
-    b.append_extension(san).expect("san");
-    b.sign(&key, MessageDigest::sha256()).expect("sign");
-    (b.build(), key)
+    crate::pebble::self_signed_tls("ACME proxy (test fixture)", &[], &["127.0.0.1"], 2)
 }
 
 // ---- a host configured against the proxy -----------------------------------------------------

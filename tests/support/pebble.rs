@@ -17,7 +17,7 @@ use openssl::asn1::Asn1Time;
 use openssl::ec::{EcGroup, EcKey};
 use openssl::hash::MessageDigest;
 use openssl::nid::Nid;
-use openssl::pkey::PKey;
+use openssl::pkey::{PKey, Private};
 use openssl::x509::extension::SubjectAlternativeName;
 use openssl::x509::{X509, X509NameBuilder};
 
@@ -116,11 +116,13 @@ pub struct Pebble {
     challtestsrv: Guard,
 }
 
-fn self_signed_api_cert(dir: &Path) -> (PathBuf, PathBuf) {
+/// A self-signed EC P-256 TLS certificate named `cn`, for the DNS names and IP addresses given,
+/// valid for `days`, and its key (Pebble's API, the test fixtures in front of it).
+pub fn self_signed_tls(cn: &str, dns: &[&str], ips: &[&str], days: u32) -> (X509, PKey<Private>) {
     let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).expect("group");
     let key = PKey::from_ec_key(EcKey::generate(&group).expect("key")).expect("pkey");
     let mut name = X509NameBuilder::new().expect("name");
-    name.append_entry_by_nid(Nid::COMMONNAME, "localhost").expect("cn");
+    name.append_entry_by_nid(Nid::COMMONNAME, cn).expect("cn");
     let name = name.build();
     let mut b = X509::builder().expect("builder");
     b.set_version(2).expect("version");
@@ -128,21 +130,28 @@ fn self_signed_api_cert(dir: &Path) -> (PathBuf, PathBuf) {
     b.set_issuer_name(&name).expect("issuer");
     b.set_pubkey(&key).expect("pubkey");
     b.set_not_before(&Asn1Time::days_from_now(0).expect("time")).expect("nb");
-    b.set_not_after(&Asn1Time::days_from_now(30).expect("time")).expect("na");
-    // `ca.invalid`: the name tests/http_proxy.rs reaches Pebble by, through an outbound proxy.
-    let san = SubjectAlternativeName::new()
-        .dns("localhost")
-        .dns("ca.invalid")
-        .ip("127.0.0.1")
-        .build(&b.x509v3_context(None, None))
-        .expect("san");
+    b.set_not_after(&Asn1Time::days_from_now(days).expect("time")).expect("na");
+    let mut san = SubjectAlternativeName::new();
+    for name in dns {
+        san.dns(name);
+    }
+    for ip in ips {
+        san.ip(ip);
+    }
+    let san = san.build(&b.x509v3_context(None, None)).expect("san");
     b.append_extension(san).expect("san");
     b.sign(&key, MessageDigest::sha256()).expect("sign");
-    let cert = dir.join("pebble-api.pem");
+    (b.build(), key)
+}
+
+fn self_signed_api_cert(dir: &Path) -> (PathBuf, PathBuf) {
+    // `ca.invalid`: the name tests/http_proxy.rs reaches Pebble by, through an outbound proxy.
+    let (cert, key) = self_signed_tls("localhost", &["localhost", "ca.invalid"], &["127.0.0.1"], 30);
+    let cert_file = dir.join("pebble-api.pem");
     let key_file = dir.join("pebble-api.key");
-    std::fs::write(&cert, b.build().to_pem().expect("pem")).expect("write");
+    std::fs::write(&cert_file, cert.to_pem().expect("pem")).expect("write");
     std::fs::write(&key_file, key.private_key_to_pem_pkcs8().expect("pem")).expect("write");
-    (cert, key_file)
+    (cert_file, key_file)
 }
 
 /// GET over HTTPS trusting `ca` (reqwest with OpenSSL, as the tool itself).
