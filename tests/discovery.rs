@@ -260,3 +260,61 @@ fn the_main_run_uses_discovery_when_no_service_is_configured() {
     }
     assert!(text.contains("3 services: 3 keep"), "{text}");
 }
+
+/// A stock Debian mail server: Postfix and Dovecot both name the snakeoil pair.
+#[test]
+fn postfix_and_dovecot_sharing_the_snakeoil_pair_are_one_service_with_both_reloads() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("image");
+    let (cert, key) = ("/etc/ssl/certs/ssl-cert-snakeoil.pem", "/etc/ssl/private/ssl-cert-snakeoil.key");
+    pair(&root, cert, key);
+    put(
+        &root,
+        "/etc/postfix/main.cf",
+        &format!(
+            "compatibility_level = 3.7\nsmtpd_tls_cert_file={cert}\nsmtpd_tls_key_file={key}\nsmtpd_tls_security_level=may\n"
+        ),
+    );
+    put(&root, "/etc/postfix/master.cf", "smtp      inet  n       -       y       -       -       smtpd\n");
+    put(&root, "/etc/dovecot/dovecot.conf", "!include_try conf.d/*.conf\nprotocols = imap\nlisten = *\n");
+    put(
+        &root,
+        "/etc/dovecot/conf.d/10-ssl.conf",
+        &format!("ssl = yes\nssl_cert = <{cert}\nssl_key = <{key}\n"),
+    );
+    let r = root.display();
+    let postfix_reload = format!("postfix -c {r}/etc/postfix reload");
+    let dovecot_reload = format!("doveadm -c {r}/etc/dovecot/dovecot.conf reload");
+
+    let out = Run::new().args(["services", "--root"]).arg(&root).run().code(0);
+    let text = out.stdout;
+    assert!(text.starts_with(&format!("(reading under the root {r})\npostfix (postfix)\n")), "{text}");
+    assert!(!text.contains("dovecot (dovecot)"), "one service for the shared file: {text}");
+    for expected in [
+        format!("    reload:      {postfix_reload}\n    reload:      {dovecot_reload}\n"),
+        "    probe:       127.0.0.1:25 (smtp)\n    probe:       127.0.0.1:143 (imap)\n".to_string(),
+    ] {
+        assert!(text.contains(&expected), "missing {expected:?} in\n{text}");
+    }
+    assert!(!text.contains("note:"), "no note asks for a manual fix any more: {text}");
+
+    // --print-config writes the list form, and it loads back through `config check`.
+    let out = Run::new().args(["services", "--print-config", "--root"]).arg(&root).run().code(0);
+    let quoted =
+        |s: &str| format!("[{}]", s.split(' ').map(|a| format!("{a:?}")).collect::<Vec<_>>().join(", "));
+    let list = format!("reload = [\n    {},\n    {},\n]\n", quoted(&postfix_reload), quoted(&dovecot_reload));
+    assert!(out.stdout.contains(&list), "missing {list:?} in\n{}", out.stdout);
+    let config = format!(
+        "hostname = \"host.example.com\"\nstate-dir = \"{}\"\n\n{}",
+        dir.path().join("state").display(),
+        out.stdout
+    );
+    let path = dir.path().join("config.toml");
+    std::fs::write(&path, &config).expect("config");
+    let check = Run::new().arg("--config").arg(&path).args(["config", "check"]).run();
+    assert_eq!(check.code, 0, "{}\n--- config\n{config}", check.stderr);
+    assert!(check.stdout.contains("services:  1"), "{}", check.stdout);
+    let argv = |s: &str| format!("{:?}", s.split(' ').collect::<Vec<_>>());
+    let shown = format!(", reload (in order): {}, {}", argv(&postfix_reload), argv(&dovecot_reload));
+    assert!(check.stdout.contains(&shown), "missing {shown:?} in\n{}", check.stdout);
+}

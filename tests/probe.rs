@@ -163,7 +163,7 @@ fn a_reload_that_exits_0_without_reloading_is_detected_and_rolled_back() {
     let (kind, outcome, message) = &acts[0];
     assert_eq!((kind.as_str(), outcome.as_str()), ("install-placeholder", "failed"), "{message}");
     for expected in [
-        "the reload command succeeded, but the new certificate is not served: after waiting 2s, ".to_string(),
+        "the reload succeeded, but the new certificate is not served: after waiting 2s, ".to_string(),
         format!("127.0.0.1:{port} (https) still serves the previous certificate (sha256 {}…)", &old[..16]),
         "the previous files were restored from ".to_string(),
         "and the reload with them succeeded".to_string(),
@@ -294,4 +294,126 @@ fn dovecot_and_postfix_are_probed_with_starttls_then_installed_reloaded_and_veri
     assert_eq!(served(imap, Protocol::Imap), file_fingerprint(&dc_cert));
     assert_eq!(served(pop3, Protocol::Pop3), file_fingerprint(&dc_cert));
     assert_eq!(served(smtp, Protocol::Smtp), file_fingerprint(&pf_cert));
+}
+
+/// A service whose `reload` is a list of commands (run in order).
+fn shared_service_toml(
+    name: &str,
+    cert: &Path,
+    key: &Path,
+    reloads: &[Vec<String>],
+    probes: &[(u16, &str)],
+) -> String {
+    let probes: Vec<String> = probes
+        .iter()
+        .map(|(port, protocol)| format!("{{ address = \"127.0.0.1:{port}\", protocol = \"{protocol}\" }}"))
+        .collect();
+    format!(
+        "\n[[service]]\nname = \"{name}\"\ncertificate = \"{}\"\nkey = \"{}\"\nreload = [{}]\nprobe = [{}]\n",
+        cert.display(),
+        key.display(),
+        reloads.iter().map(|r| toml_argv(r)).collect::<Vec<_>>().join(", "),
+        probes.join(", ")
+    )
+}
+
+/// Dovecot and Postfix started with the SAME certificate and key files (as on a stock Debian
+/// mail server with the snakeoil pair), expired.
+struct SharedMail {
+    dir: tempfile::TempDir,
+    cert: PathBuf,
+    key: PathBuf,
+    imap: u16,
+    pop3: u16,
+    smtp: u16,
+    dovecot: Dovecot,
+    postfix: Postfix,
+}
+
+fn shared_mail() -> SharedMail {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (cert, key) = pair(&dir.path().join("etc/ssl/mail"), true);
+    let ports = free_ports(4);
+    let (imap, pop3, smtp, smtp_plain) = (ports[0], ports[1], ports[2], ports[3]);
+    let dovecot = Dovecot::start(dir.path(), imap, pop3, &cert, &key);
+    let postfix = Postfix::start(dir.path(), smtp, smtp_plain, &cert, &key);
+    let old = file_fingerprint(&cert);
+    for (port, protocol) in [(imap, Protocol::Imap), (pop3, Protocol::Pop3), (smtp, Protocol::Smtp)] {
+        assert_eq!(served(port, protocol), old, "both daemons serve the shared file at the start");
+    }
+    SharedMail { dir, cert, key, imap, pop3, smtp, dovecot, postfix }
+}
+
+#[test]
+fn a_certificate_shared_by_postfix_and_dovecot_is_installed_with_both_reloads_and_verified_on_both() {
+    let m = shared_mail();
+    let old = file_fingerprint(&m.cert);
+    let reloads = [m.postfix.reload_argv(), m.dovecot.reload_argv()];
+    let services = shared_service_toml(
+        "mail",
+        &m.cert,
+        &m.key,
+        &reloads,
+        &[(m.smtp, "smtp"), (m.imap, "imap"), (m.pop3, "pop3")],
+    );
+    let cfg = config(m.dir.path(), 10, &services);
+
+    // `config check` reads the list form and shows both commands in order.
+    let check = Run::new().args(["config", "check", "--config"]).arg(&cfg).run();
+    assert_eq!(check.code, 0, "{}\n{}", check.stdout, check.stderr);
+    assert!(
+        check.stdout.contains(&format!("reload (in order): {:?}, {:?}", reloads[0], reloads[1])),
+        "{}",
+        check.stdout
+    );
+
+    let out = Run::new().arg("--config").arg(&cfg).arg("--json").run();
+    let report = json(&out.stdout);
+    let acts = actions(service(&report, "mail"));
+    let (kind, outcome, message) = &acts[0];
+    assert_eq!((kind.as_str(), outcome.as_str()), ("install-placeholder", "done"), "{message}");
+    assert!(
+        message.contains(&format!(
+            ", reloaded; verified: 127.0.0.1:{} (smtp), 127.0.0.1:{} (imap), 127.0.0.1:{} (pop3) all serve the new certificate",
+            m.smtp, m.imap, m.pop3
+        )),
+        "{message}"
+    );
+    let new = file_fingerprint(&m.cert);
+    assert_ne!(new, old, "a placeholder replaced the expired certificate");
+    assert_eq!(served(m.smtp, Protocol::Smtp), new, "postfix serves the new certificate");
+    assert_eq!(served(m.imap, Protocol::Imap), new, "dovecot serves the new certificate (IMAP)");
+    assert_eq!(served(m.pop3, Protocol::Pop3), new, "dovecot serves the new certificate (POP3)");
+}
+
+#[test]
+fn a_certificate_shared_by_postfix_and_dovecot_with_only_the_postfix_reload_is_rolled_back() {
+    let m = shared_mail();
+    let old_bytes = std::fs::read(&m.cert).expect("cert");
+    let old = file_fingerprint(&m.cert);
+    // The old behaviour: one reload command, so Dovecot never re-reads the file.
+    let services = shared_service_toml(
+        "mail",
+        &m.cert,
+        &m.key,
+        &[m.postfix.reload_argv()],
+        &[(m.smtp, "smtp"), (m.imap, "imap"), (m.pop3, "pop3")],
+    );
+    let cfg = config(m.dir.path(), 2, &services);
+    let out = Run::new().arg("--config").arg(&cfg).arg("--json").run();
+    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    let report = json(&out.stdout);
+    let acts = actions(service(&report, "mail"));
+    let (kind, outcome, message) = &acts[0];
+    assert_eq!((kind.as_str(), outcome.as_str()), ("install-placeholder", "failed"), "{message}");
+    for expected in [
+        "the reload succeeded, but the new certificate is not served".to_string(),
+        format!("127.0.0.1:{} (imap) still serves the previous certificate (sha256 {}…)", m.imap, &old[..16]),
+        "and the reload with them succeeded".to_string(),
+    ] {
+        assert!(message.contains(&expected), "missing {expected:?} in {message}");
+    }
+    assert_eq!(std::fs::read(&m.cert).expect("cert"), old_bytes, "the previous files are back");
+    assert_eq!(served(m.imap, Protocol::Imap), old);
+    assert_eq!(served(m.smtp, Protocol::Smtp), old, "postfix was reloaded again with the previous files");
 }

@@ -389,10 +389,7 @@ fn install_replacement(
     order_url: &str,
 ) -> ActionReport {
     let report = |outcome, message| ActionReport { kind: ActionKind::InstallReplacement, outcome, message };
-    let reload = service
-        .reload
-        .as_ref()
-        .map(|argv| ReloadCommand { argv: argv.clone(), timeout: service.reload_timeout });
+    let reload = ReloadCommand::for_service(service);
     let check = crate::probe::AfterInstall::for_service(config, service);
     let check = check.as_ref().map(|c| c as &dyn install::PostReloadCheck);
     match install::install_checked(
@@ -438,10 +435,7 @@ fn install_placeholder(config: &Config, service: &ServiceConfig, dry_run: bool, 
         Err(e) => return report("failed", format!("cannot make a placeholder: {e}")),
     };
     let target = install_target(service);
-    let reload = service
-        .reload
-        .as_ref()
-        .map(|argv| ReloadCommand { argv: argv.clone(), timeout: service.reload_timeout });
+    let reload = ReloadCommand::for_service(service);
     let check = crate::probe::AfterInstall::for_service(config, service);
     let check = check.as_ref().map(|c| c as &dyn install::PostReloadCheck);
     match install::install_checked(&config.state_dir, &target, &material, reload.as_ref(), check) {

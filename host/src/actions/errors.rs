@@ -84,7 +84,7 @@ pub enum InstallError {
     /// reloaded again — `rollback` says how that went, `after_rollback` what was served then.
     #[error(
         "service {service}: {}the new certificate is not served: {reason}; {rollback}{}",
-        if *reloaded { "the reload command succeeded, but " } else { "" },
+        if *reloaded { "the reload succeeded, but " } else { "" },
         after_rollback.as_ref().map(|a| format!("; {a}")).unwrap_or_default()
     )]
     NotServed {

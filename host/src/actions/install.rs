@@ -14,8 +14,8 @@
 //!    each temporary file is renamed over its target (key, then chain, then certificate: the
 //!    certificate, which services and watchers look at, comes last), then the directories are
 //!    fsynced. **swapped**.
-//! 4. The reload command runs (argv, no shell, with a timeout; see [`reload`](mod@super::reload)).
-//!    **reloaded** on success; then the journal is deleted (**done**) and old backups beyond
+//! 4. The reload command runs (argv, no shell, with a timeout; several commands run in order and
+//!    the first failure stops them; see [`reload`](mod@super::reload)). **reloaded** on success; then the journal is deleted (**done**) and old backups beyond
 //!    [`BACKUPS_TO_KEEP`] are deleted (never the one just made). If the reload fails (non-zero
 //!    exit, timeout, spawn error), the new files are kept in `<backup>/rejected/`, the backed-up
 //!    files are put back by the same journalled procedure (a *restore*: its own

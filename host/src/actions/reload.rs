@@ -1,7 +1,10 @@
-//! Running a service's reload command.
+//! Running a service's reload commands.
 //!
-//! The command is an argv: `argv[0]` is executed directly (looked up in `PATH` when it has no
-//! `/`), never through a shell, so arguments with spaces, `;` or `$(...)` arrive as they are.
+//! A service has one reload command, or several (a certificate file shared by Postfix and
+//! Dovecot needs both daemons reloaded): they run in order, each with the timeout, and the first
+//! that fails stops the others (its error names its program). Each command is an argv:
+//! `argv[0]` is executed directly (looked up in `PATH` when it has no `/`), never through a
+//! shell, so arguments with spaces, `;` or `$(...)` arrive as they are.
 //! Standard input is `/dev/null`; standard output and error are captured, each bounded to its
 //! last [`OUTPUT_LIMIT`] bytes, by reader threads (so a chatty command never blocks on a full
 //! pipe). The command runs in a process group of its own; when it outlives its timeout the whole
@@ -29,14 +32,29 @@ pub const PIPE_GRACE: Duration = Duration::from_secs(2);
 /// How much of stderr an error message quotes (the last bytes).
 const ERROR_TAIL: usize = 2000;
 
-/// A reload command: argv (no shell) and how long it may run.
+/// A service's reload: one or more commands, each an argv (no shell), run in order, and how
+/// long each may run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReloadCommand {
-    pub argv: Vec<String>,
+    pub argvs: Vec<Vec<String>>,
     pub timeout: Duration,
 }
 
-/// What a successful reload printed.
+impl ReloadCommand {
+    /// One command.
+    pub fn single(argv: Vec<String>, timeout: Duration) -> ReloadCommand {
+        ReloadCommand { argvs: vec![argv], timeout }
+    }
+
+    /// The reload of a configured service; `None` when it has no reload command.
+    pub fn for_service(service: &crate::config::ServiceConfig) -> Option<ReloadCommand> {
+        (!service.reload.is_empty())
+            .then(|| ReloadCommand { argvs: service.reload.clone(), timeout: service.reload_timeout })
+    }
+}
+
+/// What a successful reload printed (with several commands: the last one's output, and the
+/// time they all took).
 #[derive(Debug, Clone)]
 pub struct ReloadOutput {
     pub status: ExitStatus,
@@ -51,9 +69,22 @@ pub struct ReloadOutput {
     pub elapsed: Duration,
 }
 
-/// Runs `cmd` for `service`: succeeds only on exit status 0 within the timeout.
+/// Runs the commands of `cmd` in order for `service`: succeeds only when each exits with status
+/// 0 within the timeout; the first that does not stops the run, and its error is returned.
 pub fn run(cmd: &ReloadCommand, service: &str) -> Result<ReloadOutput, ReloadError> {
-    let Some((program, args)) = cmd.argv.split_first() else {
+    let start = Instant::now();
+    let mut last = None;
+    for argv in &cmd.argvs {
+        last = Some(run_one(argv, cmd.timeout, service)?);
+    }
+    let mut output = last.ok_or_else(|| ReloadError::EmptyArgv { service: service.to_string() })?;
+    output.elapsed = start.elapsed();
+    Ok(output)
+}
+
+/// Runs one command: succeeds only on exit status 0 within `timeout`.
+fn run_one(argv: &[String], timeout: Duration, service: &str) -> Result<ReloadOutput, ReloadError> {
+    let Some((program, args)) = argv.split_first() else {
         return Err(ReloadError::EmptyArgv { service: service.to_string() });
     };
     let start = Instant::now();
@@ -72,7 +103,7 @@ pub fn run(cmd: &ReloadCommand, service: &str) -> Result<ReloadOutput, ReloadErr
     let stdout = Capture::start(child.stdout.take());
     let stderr = Capture::start(child.stderr.take());
 
-    let waited = wait_with_timeout(&mut child, cmd.timeout);
+    let waited = wait_with_timeout(&mut child, timeout);
     let grace_end = Instant::now() + PIPE_GRACE;
     let (out, out_truncated) = stdout.finish(grace_end);
     let (err, err_truncated) = stderr.finish(grace_end);
@@ -84,7 +115,7 @@ pub fn run(cmd: &ReloadCommand, service: &str) -> Result<ReloadOutput, ReloadErr
             return Err(ReloadError::TimedOut {
                 service: service.to_string(),
                 program: program.clone(),
-                timeout: cmd.timeout,
+                timeout,
                 stderr_tail: tail(&err, ERROR_TAIL),
             });
         }
@@ -239,7 +270,7 @@ pub(crate) mod tests {
     }
 
     fn cmd(argv: &[&str], timeout: Duration) -> ReloadCommand {
-        ReloadCommand { argv: argv.iter().map(|s| s.to_string()).collect(), timeout }
+        ReloadCommand::single(argv.iter().map(|s| s.to_string()).collect(), timeout)
     }
 
     #[test]
@@ -264,6 +295,56 @@ pub(crate) mod tests {
         let got = fs::read_to_string(&record).expect("record");
         assert_eq!(got, format!("with space\n{evil}\n{subst}\n*\n"));
         assert!(!pwned.exists());
+    }
+
+    #[test]
+    fn several_commands_run_in_order_and_the_last_output_is_kept() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let log = tmp.path().join("log");
+        let s =
+            script(tmp.path(), "step.sh", &format!("echo \"$1\" >> '{}'\necho \"out $1\"", log.display()));
+        let s = s.to_str().expect("utf8").to_string();
+        let cmd = ReloadCommand {
+            argvs: vec![vec![s.clone(), "postfix".into()], vec![s.clone(), "dovecot".into()]],
+            timeout: Duration::from_secs(10),
+        };
+        let out = run(&cmd, "mail").expect("reload");
+        assert_eq!(fs::read_to_string(&log).expect("log"), "postfix\ndovecot\n");
+        assert_eq!(out.stdout, "out dovecot\n");
+    }
+
+    #[test]
+    fn the_first_failing_command_stops_the_others_and_is_named() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let log = tmp.path().join("log");
+        let ok = script(tmp.path(), "ok.sh", &format!("echo \"$1\" >> '{}'", log.display()));
+        let bad = script(tmp.path(), "bad.sh", "echo 'doveadm: reload failed' >&2; exit 75");
+        let (ok, bad) = (ok.to_str().expect("utf8").to_string(), bad.to_str().expect("utf8").to_string());
+        let cmd = ReloadCommand {
+            argvs: vec![
+                vec![ok.clone(), "first".into()],
+                vec![bad.clone()],
+                vec![ok.clone(), "third".into()],
+            ],
+            timeout: Duration::from_secs(10),
+        };
+        let msg = run(&cmd, "mail").expect_err("the second fails").to_string();
+        assert!(
+            msg.starts_with(&format!("service mail: reload command {bad} exited with status 75")),
+            "{msg}"
+        );
+        assert!(msg.contains("doveadm: reload failed"), "{msg}");
+        assert_eq!(fs::read_to_string(&log).expect("log"), "first\n", "the third never ran");
+
+        // An empty command in the list stops the run too; no commands at all is an error.
+        let cmd = ReloadCommand {
+            argvs: vec![vec![ok.clone(), "again".into()], vec![]],
+            timeout: Duration::from_secs(10),
+        };
+        assert!(matches!(run(&cmd, "mail"), Err(ReloadError::EmptyArgv { .. })));
+        assert_eq!(fs::read_to_string(&log).expect("log"), "first\nagain\n");
+        let none = ReloadCommand { argvs: vec![], timeout: Duration::from_secs(10) };
+        assert!(matches!(run(&none, "mail"), Err(ReloadError::EmptyArgv { .. })));
     }
 
     #[test]

@@ -92,7 +92,14 @@ pub fn config_check(args: &RunArgs) -> i32 {
                     service.name,
                     service.certificate.display(),
                     text::word(&service.layout),
-                    service.reload.as_ref().map(|argv| format!(", reload: {argv:?}")).unwrap_or_default()
+                    match service.reload.as_slice() {
+                        [] => String::new(),
+                        [argv] => format!(", reload: {argv:?}"),
+                        several => format!(
+                            ", reload (in order): {}",
+                            several.iter().map(|argv| format!("{argv:?}")).collect::<Vec<_>>().join(", ")
+                        ),
+                    }
                 );
             }
             exit::OK

@@ -170,9 +170,10 @@ pub struct ServiceConfig {
     pub key_mode: u32,
     /// `allow-world-readable-key`: accept a key (or combined file) mode readable by others.
     pub allow_world_readable_key: bool,
-    /// `reload`: the argv run after installing (never through a shell).
-    pub reload: Option<Vec<String>>,
-    /// `reload-timeout`: 1..=600 s, default 30 s.
+    /// `reload`: the commands run in order after installing, each an argv (never through a
+    /// shell); empty: nothing is reloaded. One argv in the file is a list of one.
+    pub reload: Vec<Vec<String>>,
+    /// `reload-timeout`: 1..=600 s, default 30 s (for each command).
     pub reload_timeout: Duration,
     /// `probe`: live endpoints that serve this certificate.
     pub probe: Vec<probe::ProbeEndpoint>,
@@ -194,7 +195,7 @@ impl ServiceConfig {
             certificate_mode: DEFAULT_CERTIFICATE_MODE,
             key_mode: DEFAULT_KEY_MODE,
             allow_world_readable_key: false,
-            reload: None,
+            reload: Vec::new(),
             reload_timeout: DEFAULT_RELOAD_TIMEOUT,
             probe: Vec::new(),
         }

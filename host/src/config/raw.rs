@@ -154,10 +154,23 @@ pub(super) struct RawService {
     pub certificate_mode: Option<Spanned<StringOrInteger>>,
     pub key_mode: Option<Spanned<StringOrInteger>>,
     pub allow_world_readable_key: Option<bool>,
-    pub reload: Option<Spanned<Vec<String>>>,
+    pub reload: Option<Spanned<RawReload>>,
     pub reload_timeout: Option<Spanned<i64>>,
     /// Live endpoints to probe: see `probe.rs`.
     pub probe: Option<super::probe::RawEndpoints>,
+}
+
+/// `reload`: one argv (`["systemctl", "reload", "nginx"]`), or a list of argvs run in order
+/// (`[["postfix", "reload"], ["doveadm", "reload"]]`) for a file several daemons share.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(
+    untagged,
+    expecting = "a command as an array of strings, e.g. [\"systemctl\", \"reload\", \"nginx\"], \
+                 or an array of such commands, e.g. [[\"postfix\", \"reload\"], [\"doveadm\", \"reload\"]]"
+)]
+pub(super) enum RawReload {
+    One(Vec<String>),
+    Many(Vec<Vec<String>>),
 }
 
 /// A value written either as a string or as an integer (user/group ids, file modes).

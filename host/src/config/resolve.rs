@@ -480,35 +480,14 @@ impl Resolver<'_> {
         }
 
         let reload = match &raw.reload {
-            None => None,
-            Some(argv) if argv.get_ref().is_empty() => {
-                self.error(
-                    Some(argv.span()),
-                    svc,
-                    "reload",
-                    "must name a program and its arguments, e.g. [\"systemctl\", \"reload\", \"nginx\"]; remove the key to reload nothing".into(),
-                );
-                None
-            }
-            Some(argv) if argv.get_ref()[0].trim().is_empty() => {
-                self.error(
-                    Some(argv.span()),
-                    svc,
-                    "reload",
-                    "the program (the first element) must not be empty".into(),
-                );
-                None
-            }
-            Some(argv) if argv.get_ref().iter().any(|a| a.contains('\0')) => {
-                self.error(
-                    Some(argv.span()),
-                    svc,
-                    "reload",
-                    "arguments must not contain NUL characters".into(),
-                );
-                None
-            }
-            Some(argv) => Some(argv.get_ref().clone()),
+            None => Vec::new(),
+            Some(spanned) => match reload_commands(spanned.get_ref()) {
+                Ok(commands) => commands,
+                Err(message) => {
+                    self.error(Some(spanned.span()), svc, "reload", message);
+                    Vec::new()
+                }
+            },
         };
 
         let reload_timeout = match &raw.reload_timeout {
@@ -645,4 +624,39 @@ pub(super) fn check_absolute(s: &str) -> Result<PathBuf, String> {
     } else {
         Ok(PathBuf::from(s))
     }
+}
+
+/// The commands of a `reload` value (one argv, or a list of them), each checked: a program,
+/// no NUL characters.
+fn reload_commands(raw: &super::raw::RawReload) -> Result<Vec<Vec<String>>, String> {
+    use super::raw::RawReload;
+    let commands = match raw {
+        RawReload::One(argv) if argv.is_empty() => {
+            return Err(
+                "must name a program and its arguments, e.g. [\"systemctl\", \"reload\", \"nginx\"] \
+                        (or a list of such commands, run in order); remove the key to reload nothing"
+                    .into(),
+            );
+        }
+        RawReload::One(argv) => vec![argv.clone()],
+        RawReload::Many(list) if list.is_empty() => return Err("must name at least one command".into()),
+        RawReload::Many(list) => list.clone(),
+    };
+    let several = commands.len() > 1;
+    for (i, argv) in commands.iter().enumerate() {
+        let which =
+            if several { format!("command {} of {}: ", i + 1, commands.len()) } else { String::new() };
+        if argv.is_empty() {
+            return Err(format!(
+                "{which}must name a program and its arguments, e.g. [\"doveadm\", \"reload\"]; remove the empty command"
+            ));
+        }
+        if argv[0].trim().is_empty() {
+            return Err(format!("{which}the program (the first element) must not be empty"));
+        }
+        if argv.iter().any(|a| a.contains('\0')) {
+            return Err(format!("{which}arguments must not contain NUL characters"));
+        }
+    }
+    Ok(commands)
 }

@@ -80,7 +80,13 @@ fn example_file_round_trip() {
     assert!(c.warnings.is_empty(), "{:?}", c.warnings);
 
     let names: Vec<&str> = c.services.iter().map(|s| s.name.as_str()).collect();
-    assert_eq!(names, ["nginx", "haproxy", "dovecot"]);
+    assert_eq!(names, ["nginx", "haproxy", "dovecot", "mail"]);
+    let mail = c.service("mail").unwrap();
+    assert_eq!(
+        mail.reload,
+        [vec!["postfix".to_string(), "reload".into()], vec!["doveadm".into(), "reload".into()]]
+    );
+    assert_eq!(mail.probe.len(), 2);
     let nginx = &c.services[0];
     assert_eq!(
         *nginx,
@@ -96,7 +102,7 @@ fn example_file_round_trip() {
             certificate_mode: 0o644,
             key_mode: 0o640,
             allow_world_readable_key: false,
-            reload: Some(vec!["systemctl".into(), "reload".into(), "nginx".into()]),
+            reload: vec![vec!["systemctl".into(), "reload".into(), "nginx".into()]],
             reload_timeout: Duration::from_secs(30),
             probe: vec![
                 ProbeEndpoint::new("127.0.0.1", 443, Protocol::Https),
@@ -142,10 +148,8 @@ fn service_defaults() {
     assert_eq!(c.services, vec![ServiceConfig::separate("nginx", "/etc/ssl/c.pem", "/etc/ssl/k.pem")]);
     let s = &c.services[0];
     assert_eq!((s.certificate_mode, s.key_mode, s.reload_timeout), (0o644, 0o600, Duration::from_secs(30)));
-    assert_eq!(
-        (s.chain.as_ref(), s.owner.as_ref(), s.group.as_ref(), s.reload.as_ref()),
-        (None, None, None, None)
-    );
+    assert_eq!((s.chain.as_ref(), s.owner.as_ref(), s.group.as_ref()), (None, None, None));
+    assert!(s.reload.is_empty());
 
     let c = parse_ok(
         "[[service]]\nname = \"haproxy\"\ncertificate = \"/etc/haproxy/all.pem\"\nlayout = \"combined\"\n",
@@ -225,7 +229,10 @@ fn unknown_keys_are_errors_naming_the_key_and_service() {
 fn type_errors_name_the_service_and_key() {
     let e = parse_err(&format!("{SVC}reload = \"systemctl reload nginx\"\n"));
     assert!(e.starts_with(&format!("{FILE}:5:10: service \"nginx\": `reload`:")), "{e}");
-    assert!(e.contains("expected a sequence"), "{e}");
+    assert!(e.contains("a command as an array of strings"), "{e}");
+    let e = parse_err(&format!("{SVC}reload = [[\"postfix\", \"reload\"], \"doveadm\"]\n"));
+    assert!(e.starts_with(&format!("{FILE}:5:10: service \"nginx\": `reload`:")), "{e}");
+    assert!(e.contains("or an array of such commands"), "{e}");
 
     // A service without a name is named by its position.
     let e = parse_err("[[service]]\nlayout = \"stacked\"\n");
@@ -375,13 +382,44 @@ fn group_writable_keys_give_a_warning() {
 }
 
 #[test]
+fn reload_as_a_list_of_commands() {
+    let c = parse_ok(&format!(
+        "{SVC}reload = [[\"postfix\", \"reload\"], [\"doveadm\", \"-c\", \"/etc/dovecot/dovecot.conf\", \"reload\"]]\n\
+         reload-timeout = 45\n"
+    ));
+    assert_eq!(
+        c.services[0].reload,
+        [
+            vec!["postfix".to_string(), "reload".into()],
+            vec!["doveadm".into(), "-c".into(), "/etc/dovecot/dovecot.conf".into(), "reload".into()]
+        ]
+    );
+    assert_eq!(c.services[0].reload_timeout, Duration::from_secs(45));
+    // A list of one command is the same as the command alone.
+    let one = parse_ok(&format!("{SVC}reload = [[\"postfix\", \"reload\"]]\n"));
+    let alone = parse_ok(&format!("{SVC}reload = [\"postfix\", \"reload\"]\n"));
+    assert_eq!(one.services, alone.services);
+
+    let p = one_problem(&format!("{SVC}reload = [[\"postfix\", \"reload\"], []]\n"));
+    assert!(
+        p.starts_with(&format!(
+            "{FILE}:5:10: service \"nginx\": `reload`: command 2 of 2: must name a program"
+        )),
+        "{p}"
+    );
+    let p = one_problem(&format!("{SVC}reload = [[]]\n"));
+    assert!(p.starts_with(&format!("{FILE}:5:10: service \"nginx\": `reload`: must name a program")), "{p}");
+    let p = one_problem(&format!("{SVC}reload = [[\"postfix\", \"reload\"], [\"\", \"reload\"]]\n"));
+    assert!(p.contains("`reload`: command 2 of 2: the program (the first element) must not be empty"), "{p}");
+    let p = one_problem(&format!("{SVC}reload = [[\"a\\u0000b\"], [\"x\"]]\n"));
+    assert!(p.contains("`reload`: command 1 of 2: arguments must not contain NUL characters"), "{p}");
+}
+
+#[test]
 fn reload_and_timeout() {
     let c =
         parse_ok(&format!("{SVC}reload = [\"/usr/sbin/nginx\", \"-s\", \"reload\"]\nreload-timeout = 600\n"));
-    assert_eq!(
-        c.services[0].reload.as_deref(),
-        Some(&["/usr/sbin/nginx".to_owned(), "-s".into(), "reload".into()][..])
-    );
+    assert_eq!(c.services[0].reload, [vec!["/usr/sbin/nginx".to_owned(), "-s".into(), "reload".into()]]);
     assert_eq!(c.services[0].reload_timeout, Duration::from_secs(600));
 
     let p = one_problem(&format!("{SVC}reload = []\n"));

@@ -140,8 +140,9 @@ pub struct Found {
     pub key: Option<PathBuf>,
     pub chain: Option<PathBuf>,
     pub layout: Layout,
-    /// The default reload command; `None` when none is known (see `notes`).
-    pub reload: Option<Vec<String>>,
+    /// The reload commands, run in order (several when daemons share the file); empty when none
+    /// is known (see `notes`).
+    pub reload: Vec<Vec<String>>,
     /// The endpoints that serve it.
     pub probe: Vec<ProbeEndpoint>,
     /// Where the files were named.
@@ -247,7 +248,8 @@ pub fn discover(options: &Options) -> Discovery {
 
 /// Certificates used by several daemons (or several parts of one) are one service: installing
 /// the same files twice in one run would leave the first daemon with a certificate that the
-/// second install replaced. The endpoints are merged; the reload stays the first one's.
+/// second install replaced. The endpoints are merged, and so are the reload commands: each
+/// daemon's once, in discovery order, so that every daemon re-reads the file after an install.
 fn merge_shared(found: &mut Vec<Found>) {
     let mut merged: Vec<Found> = Vec::with_capacity(found.len());
     for f in found.drain(..) {
@@ -263,22 +265,30 @@ fn merge_shared(found: &mut Vec<Found>) {
                         m.origins.push(o);
                     }
                 }
+                for r in f.reload.iter() {
+                    if !m.reload.contains(r) {
+                        m.reload.push(r.clone());
+                    }
+                }
+                if f.reload.is_empty() && f.daemon != m.daemon {
+                    m.notes.push(format!(
+                        "{} uses the same certificate file, but no reload command is known for it: add \
+                         one to this service's `reload` list, or the after-install check finds the old \
+                         certificate still served at its endpoints",
+                        f.daemon
+                    ));
+                }
+                for n in f.notes {
+                    if !m.notes.contains(&n) {
+                        m.notes.push(n);
+                    }
+                }
                 if m.key != f.key {
                     m.notes.push(format!(
                         "{} names the same certificate with the key {}; the key used here is {}",
                         f.daemon,
                         f.key.as_deref().unwrap_or(&f.certificate).display(),
                         m.key.as_deref().unwrap_or(&m.certificate).display()
-                    ));
-                }
-                if f.daemon != m.daemon {
-                    m.notes.push(format!(
-                        "{} uses the same certificate file; a service has one reload command, so {} must \
-                         also be reloaded after an install ({}) — give it its own copy of the \
-                         certificate, or a reload command that reloads both",
-                        f.daemon,
-                        f.daemon,
-                        f.reload.as_ref().map(|r| r.join(" ")).unwrap_or_else(|| "no command known".into())
                     ));
                 }
             }
@@ -409,20 +419,21 @@ impl Ctx<'_> {
         Problem { daemon: self.daemon, origin, message: message.into() }
     }
 
-    /// The reload command: `systemctl <verb> <unit>` under systemd, else `own` if given.
+    /// The reload command: `systemctl <verb> <unit>` under systemd, else `own` if given; as a
+    /// list of commands (empty: none known, with a note saying so).
     pub fn reload(
         &self,
         unit: &str,
         verb: &str,
         own: Option<Vec<String>>,
-    ) -> (Option<Vec<String>>, Option<String>) {
+    ) -> (Vec<Vec<String>>, Option<String>) {
         if self.systemd {
-            return (Some(vec!["systemctl".into(), verb.into(), unit.into()]), None);
+            return (vec![vec!["systemctl".into(), verb.into(), unit.into()]], None);
         }
         match own {
-            Some(argv) => (Some(argv), None),
+            Some(argv) => (vec![argv], None),
             None => (
-                None,
+                Vec::new(),
                 Some(format!(
                     "no reload command is known for {} without systemd: set `reload` yourself (the \
                      after-install check will otherwise find the old certificate still served)",
@@ -441,7 +452,7 @@ impl Ctx<'_> {
             certificate,
             key,
             chain: None,
-            reload: None,
+            reload: Vec::new(),
             probe: Vec::new(),
             origins,
             notes: Vec::new(),

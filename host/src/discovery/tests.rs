@@ -58,7 +58,7 @@ fn apache_virtual_hosts_with_sslengine_on() {
     assert_eq!(f.certificate, root.join("etc/ssl/certs/site.pem"));
     assert_eq!(f.key.as_deref(), Some(root.join("etc/ssl/private/site.key").as_path()));
     assert_eq!(f.chain.as_deref(), Some(root.join("etc/ssl/certs/chain.pem").as_path()));
-    assert_eq!(f.reload, Some(vec!["systemctl".into(), "reload".into(), "apache2".into()]));
+    assert_eq!(f.reload, [vec!["systemctl".to_string(), "reload".into(), "apache2".into()]]);
     assert_eq!(endpoints(f), ["127.0.0.1:443 (https)"]);
     assert_eq!(f.probe[0].server_name.as_deref(), Some("www.example.com"));
     assert_eq!(
@@ -90,7 +90,7 @@ fn exim_macros_and_conditionals_are_followed_and_expansions_reported() {
     assert_eq!(f.certificate, root.join("etc/exim4/exim.crt"));
     assert_eq!(f.key.as_deref(), Some(root.join("etc/exim4/exim.key").as_path()));
     assert_eq!(endpoints(f), ["127.0.0.1:25 (smtp)", "127.0.0.1:465 (smtps)", "127.0.0.1:587 (smtp)"]);
-    assert_eq!(f.reload, None);
+    assert!(f.reload.is_empty());
     assert!(f.notes[0].contains("no reload command is known for exim without systemd"), "{:?}", f.notes);
 
     put(root, "/etc/exim4/exim4.conf", "tls_certificate = ${if exists{/etc/x.crt}{/etc/x.crt}}\n");
@@ -111,7 +111,7 @@ fn ftp_servers() {
     assert_eq!(f.certificate, root.join("etc/ssl/private/pure-ftpd.pem"));
     assert_eq!(f.layout, Layout::Combined);
     assert_eq!(endpoints(f), ["127.0.0.1:2121 (ftp)"]);
-    assert_eq!(f.reload, Some(vec!["systemctl".into(), "restart".into(), "pure-ftpd".into()]));
+    assert_eq!(f.reload, [vec!["systemctl".to_string(), "restart".into(), "pure-ftpd".into()]]);
 
     put(
         root,
@@ -199,7 +199,7 @@ fn shared_certificates_merge_and_names_stay_unique() {
         key: Some(format!("{cert}.key").into()),
         chain: None,
         layout: Layout::Separate,
-        reload: Some(vec![daemon.name().to_string()]),
+        reload: vec![vec![daemon.name().to_string(), "reload".into()]],
         probe: vec![ProbeEndpoint::new("127.0.0.1", port, Protocol::Tls)],
         origins: Vec::new(),
         notes: Vec::new(),
@@ -215,9 +215,20 @@ fn shared_certificates_merge_and_names_stay_unique() {
     let names: Vec<&str> = all.iter().map(|f| f.name.as_str()).collect();
     assert_eq!(names, ["nginx", "nginx-other-cert", "nginx-other-cert-2"]);
     assert_eq!(endpoints(&all[0]), ["127.0.0.1:443 (tls)", "127.0.0.1:25 (tls)"]);
-    assert!(all[0].notes[0].contains("postfix uses the same certificate file"), "{:?}", all[0].notes);
+    assert_eq!(
+        all[0].reload,
+        [vec!["nginx".to_string(), "reload".into()], vec!["postfix".into(), "reload".into()]],
+        "each daemon's reload once, in discovery order"
+    );
+    assert_eq!(all[1].reload, [vec!["nginx".to_string(), "reload".into()]]);
+    assert!(all[0].notes.is_empty(), "{:?}", all[0].notes);
+    let text = toml_out::config(&Discovery { found: vec![all[0].clone()], ..Discovery::default() });
+    assert!(
+        text.contains("reload = [\n    [\"nginx\", \"reload\"],\n    [\"postfix\", \"reload\"],\n]\n"),
+        "{text}"
+    );
     for f in &all {
-        crate::config::from_str(
+        let config = crate::config::from_str(
             &format!(
                 "hostname = \"h.example.com\"\n{}",
                 toml_out::config(&Discovery { found: vec![f.clone()], ..Discovery::default() })
@@ -225,7 +236,44 @@ fn shared_certificates_merge_and_names_stay_unique() {
             Path::new("/x.toml"),
         )
         .unwrap();
+        assert_eq!(config.services[0].reload, f.reload, "the reload commands read back");
     }
+}
+
+#[test]
+fn a_sharing_daemon_without_a_known_reload_keeps_a_note() {
+    let found = |daemon: Daemon, reload: Vec<Vec<String>>, notes: Vec<String>| Found {
+        daemon,
+        name: String::new(),
+        certificate: "/etc/ssl/certs/ssl-cert-snakeoil.pem".into(),
+        key: Some("/etc/ssl/private/ssl-cert-snakeoil.key".into()),
+        chain: None,
+        layout: Layout::Separate,
+        reload,
+        probe: Vec::new(),
+        origins: Vec::new(),
+        notes,
+    };
+    let mut all = vec![
+        found(Daemon::Postfix, vec![vec!["postfix".into(), "reload".into()]], Vec::new()),
+        found(Daemon::Exim, Vec::new(), vec!["no reload command is known for exim without systemd".into()]),
+    ];
+    merge_shared(&mut all);
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0].reload, [vec!["postfix".to_string(), "reload".into()]]);
+    assert!(
+        all[0]
+            .notes
+            .iter()
+            .any(|n| n.starts_with("exim uses the same certificate file, but no reload command")),
+        "{:?}",
+        all[0].notes
+    );
+    assert!(
+        all[0].notes.iter().any(|n| n.contains("no reload command is known for exim")),
+        "{:?}",
+        all[0].notes
+    );
 }
 
 #[test]

@@ -47,11 +47,12 @@ pub fn listing(discovery: &Discovery) -> String {
         for o in &f.origins {
             let _ = writeln!(out, "    from:        {o}");
         }
-        let _ = writeln!(
-            out,
-            "    reload:      {}",
-            f.reload.as_ref().map(|r| r.join(" ")).unwrap_or_else(|| "(none known)".into())
-        );
+        if f.reload.is_empty() {
+            let _ = writeln!(out, "    reload:      (none known)");
+        }
+        for r in &f.reload {
+            let _ = writeln!(out, "    reload:      {}", r.join(" "));
+        }
         for e in &f.probe {
             let sni = e.server_name.as_ref().map(|s| format!(", server name {s}")).unwrap_or_default();
             let _ = writeln!(out, "    probe:       {e}{sni}");
@@ -129,11 +130,20 @@ fn service(out: &mut String, f: &Found) {
     if f.layout == Layout::Separate {
         let _ = writeln!(out, "key-mode = \"{key_mode:04o}\"");
     }
-    match &f.reload {
-        Some(r) => {
+    match f.reload.as_slice() {
+        [r] => {
             let _ = writeln!(out, "reload = {}", argv(r));
         }
-        None => {
+        [_, _, ..] => {
+            let _ =
+                writeln!(out, "# Run in order after an install: each daemon that uses the file re-reads it.");
+            let _ = writeln!(out, "reload = [");
+            for r in &f.reload {
+                let _ = writeln!(out, "    {},", argv(r));
+            }
+            let _ = writeln!(out, "]");
+        }
+        [] => {
             let _ = writeln!(
                 out,
                 "# reload = [...]  (none known: set the command that makes {} re-read its certificate)",

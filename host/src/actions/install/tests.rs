@@ -65,7 +65,7 @@ impl Env {
 }
 
 fn cmd(argv: &[&str]) -> ReloadCommand {
-    ReloadCommand { argv: argv.iter().map(|s| s.to_string()).collect(), timeout: Duration::from_secs(20) }
+    ReloadCommand::single(argv.iter().map(|s| s.to_string()).collect(), Duration::from_secs(20))
 }
 
 #[test]
@@ -322,6 +322,35 @@ fn a_failing_reload_restores_the_previous_files_and_reloads_again() {
 }
 
 #[test]
+fn when_the_second_of_two_reload_commands_fails_the_install_is_rolled_back_and_both_run_again() {
+    let e = env();
+    let old = material("old.example");
+    e.put(&old);
+    let new = material("new.example");
+    // The first command always succeeds and logs; the second is the flaky one (fails once).
+    let first_log = e.root.join("first.log");
+    let first =
+        script(&e.root, "first.sh", &format!("cat '{}' >> '{}'", e.cert().display(), first_log.display()));
+    let (flaky, flaky_log) = flaky_reload(&e, 1);
+    let c = ReloadCommand {
+        argvs: vec![vec![first.to_str().expect("utf8").to_string()], flaky.argvs[0].clone()],
+        timeout: Duration::from_secs(20),
+    };
+    let err = install(&e.state, &e.target(), &new, Some(&c)).expect_err("second reload fails");
+    let msg = err.to_string();
+    assert!(msg.starts_with("service nginx: reload with the new certificate failed"), "{msg}");
+    assert!(msg.contains("flaky.sh exited with status 1"), "{msg}");
+    assert!(msg.contains("the reload with them succeeded"), "{msg}");
+    e.assert_in_place(&old);
+    // Both commands ran with the new files, then both again with the old ones.
+    let mut expected = new.certificate_pem.clone();
+    expected.extend_from_slice(&old.certificate_pem);
+    assert_eq!(fs::read(&first_log).expect("log"), expected);
+    assert_eq!(fs::read(&flaky_log).expect("log"), expected);
+    assert!(e.journal_dir_is_empty());
+}
+
+#[test]
 fn when_both_reloads_fail_the_error_says_so_and_the_old_files_stay() {
     let e = env();
     let old = material("old.example");
@@ -351,8 +380,7 @@ fn a_reload_that_times_out_is_killed_and_rolled_back() {
     let old = material("old.example");
     e.put(&old);
     let s = script(&e.root, "hang.sh", "sleep 60");
-    let c =
-        ReloadCommand { argv: vec![s.to_string_lossy().into_owned()], timeout: Duration::from_millis(300) };
+    let c = ReloadCommand::single(vec![s.to_string_lossy().into_owned()], Duration::from_millis(300));
     let start = std::time::Instant::now();
     let err = install(&e.state, &e.target(), &material("new.example"), Some(&c)).expect_err("timeout");
     assert!(start.elapsed() < Duration::from_secs(15));
