@@ -95,18 +95,11 @@ pub(super) fn pure_ftpd(ctx: &Ctx<'_>) -> Partial {
 /// vsftpd: `vsftpd.conf` (`key=value`): `ssl_enable=YES`, `rsa_cert_file`, `rsa_private_key_file`
 /// (unset: the key is in the certificate file), `listen_port`, `listen_address`, `implicit_ssl`.
 pub(super) fn vsftpd(ctx: &Ctx<'_>) -> Partial {
+    let (file, text) = match super::read_first(ctx, &["/etc/vsftpd.conf", "/etc/vsftpd/vsftpd.conf"]) {
+        Ok(found) => found,
+        Err(partial) => return partial,
+    };
     let mut partial = Partial::default();
-    let Some(file) = super::first_existing(ctx.root, &["/etc/vsftpd.conf", "/etc/vsftpd/vsftpd.conf"]) else {
-        partial.absent = Some("no /etc/vsftpd.conf or /etc/vsftpd/vsftpd.conf".into());
-        return partial;
-    };
-    let text = match read_config(&file) {
-        Ok(t) => t,
-        Err(e) => {
-            partial.problems.push(ctx.problem(None, e));
-            return partial;
-        }
-    };
     let mut options: Vec<(String, String, usize)> = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let line = line.trim();

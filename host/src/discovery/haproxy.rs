@@ -4,22 +4,15 @@
 use std::path::PathBuf;
 
 use super::text::split_host_port;
-use super::{Ctx, Partial, at, push_endpoint, read_config};
+use super::{Ctx, Partial, at, push_endpoint};
 use crate::config::probe::{ProbeEndpoint, Protocol};
 
 pub(super) fn discover(ctx: &Ctx<'_>) -> Partial {
+    let (file, text) = match super::read_first(ctx, &["/etc/haproxy/haproxy.cfg"]) {
+        Ok(found) => found,
+        Err(partial) => return partial,
+    };
     let mut partial = Partial::default();
-    let Some(file) = super::first_existing(ctx.root, &["/etc/haproxy/haproxy.cfg"]) else {
-        partial.absent = Some("no /etc/haproxy/haproxy.cfg".into());
-        return partial;
-    };
-    let text = match read_config(&file) {
-        Ok(t) => t,
-        Err(e) => {
-            partial.problems.push(ctx.problem(None, e));
-            return partial;
-        }
-    };
     let (reload, note) = ctx.reload("haproxy", "reload", None);
     let mut crt_base = String::new();
     for (i, raw) in text.lines().enumerate() {

@@ -478,6 +478,20 @@ pub(crate) fn first_existing(root: &Root, candidates: &[&str]) -> Option<PathBuf
     candidates.iter().map(|c| root.path(c)).find(|p| p.exists())
 }
 
+/// The first of `candidates` that exists under the root, and its text; or the [`Partial`] that
+/// says none exists ("no A or B") or why it could not be read.
+pub(crate) fn read_first(ctx: &Ctx<'_>, candidates: &[&str]) -> Result<(PathBuf, String), Partial> {
+    let Some(file) = first_existing(ctx.root, candidates) else {
+        return Err(Partial {
+            absent: Some(format!("no {}", candidates.join(" or "))),
+            ..Partial::default()
+        });
+    };
+    read_config(&file)
+        .map(|text| (file, text))
+        .map_err(|e| Partial { problems: vec![ctx.problem(None, e)], ..Partial::default() })
+}
+
 /// Finds a program on `PATH`, then in the usual system directories.
 pub(crate) fn find_program(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
