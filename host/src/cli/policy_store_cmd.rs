@@ -45,6 +45,13 @@ fn load_config(args: &RunArgs) -> Result<Config, i32> {
     })
 }
 
+/// The configuration and its runtime ([`runtime_for`]); or the exit code after saying why not.
+fn config_and_runtime(args: &RunArgs) -> Result<(Config, Runtime), i32> {
+    let config = load_config(args)?;
+    let runtime = runtime_for(&config)?;
+    Ok((config, runtime))
+}
+
 /// A runtime that keeps compiled modules in the state dir's cache, as the main run does.
 fn runtime_for(config: &Config) -> Result<Runtime, i32> {
     Runtime::new(Some(config.state_dir.join("cache"))).map_err(|e| {
@@ -59,12 +66,8 @@ fn describe(record: &Installed) -> String {
 
 /// `policy install SOURCE`.
 pub fn install(request: &InstallArgs, args: &RunArgs) -> i32 {
-    let config = match load_config(args) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
-    let runtime = match runtime_for(&config) {
-        Ok(r) => r,
+    let (config, runtime) = match config_and_runtime(args) {
+        Ok(both) => both,
         Err(code) => return code,
     };
     let outcome = install::install(
@@ -123,12 +126,8 @@ pub fn install(request: &InstallArgs, args: &RunArgs) -> i32 {
 
 /// `policy rollback`.
 pub fn rollback(args: &RunArgs) -> i32 {
-    let config = match load_config(args) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
-    let runtime = match runtime_for(&config) {
-        Ok(r) => r,
+    let (config, runtime) = match config_and_runtime(args) {
+        Ok(both) => both,
         Err(code) => return code,
     };
     match install::rollback(&config, &runtime, Duration::from_secs(args.lock_wait)) {
