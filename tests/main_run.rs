@@ -361,6 +361,13 @@ fn bad_config_names_file_line_and_column_and_touches_nothing() {
     let missing = dir.path().join("nope.toml");
     let out = Run::new().arg("--config").arg(&missing).run().code(2);
     assert!(out.stderr.contains("nope.toml"), "{}", out.stderr);
+    // A first run without a configuration is told how to make one; a broken one is not.
+    let hint = format!("checkallsslcerts services --print-config > {}", missing.display());
+    assert!(out.stderr.contains(&hint), "{}", out.stderr);
+    let out = Run::new().arg("--config").arg(&missing).args(["config", "check"]).run().code(2);
+    assert!(out.stderr.contains(&hint), "{}", out.stderr);
+    let out = Run::new().arg("--config").arg(&config).run().code(2);
+    assert!(!out.stderr.contains("--print-config"), "{}", out.stderr);
 }
 
 #[test]

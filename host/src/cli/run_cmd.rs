@@ -28,6 +28,9 @@ pub fn run(args: &RunArgs) -> i32 {
         Ok(report) => report,
         Err(error) => {
             eprintln!("checkallsslcerts: {error}");
+            if let pipeline::RunError::Config(e) = &error {
+                missing_config_hint(e);
+            }
             return error.exit_code();
         }
     };
@@ -59,6 +62,18 @@ pub fn run(args: &RunArgs) -> i32 {
         crate::cli::out(format_args!("{}", text::render(&report, Style { verbose: args.verbose, colour })));
     }
     report.exit_code
+}
+
+/// For a configuration file that does not exist (a first run): how to make one.
+fn missing_config_hint(error: &crate::config::ConfigError) {
+    if error.is_not_found() {
+        eprintln!(
+            "checkallsslcerts: to make one, start from examples/config.toml, or from the certificates \
+             your daemons already use:\n    checkallsslcerts services --print-config > {}\n\
+             (or give another file with --config or CHECKALLSSLCERTS_CONFIG)",
+            error.path().display()
+        );
+    }
 }
 
 /// `config check`: loads and validates the configuration, prints what it resolves to.
@@ -106,6 +121,7 @@ pub fn config_check(args: &RunArgs) -> i32 {
         }
         Err(error) => {
             eprintln!("checkallsslcerts: {error}");
+            missing_config_hint(&error);
             exit::USAGE
         }
     }
