@@ -59,10 +59,8 @@ impl Drop for Guard {
     }
 }
 
-/// A port nothing listens on right now (on every address: `openssl ocsp -port` binds them all).
-fn free_port() -> u16 {
-    TcpListener::bind("0.0.0.0:0").unwrap().local_addr().unwrap().port()
-}
+/// Free on every address too: `openssl ocsp -port` binds them all.
+use support::free_port;
 
 /// Waits until something accepts TCP connections on 127.0.0.1:`port` (at most 10 s).
 fn wait_for_port(port: u16, child: &mut Child) {

@@ -8,7 +8,7 @@
 #![allow(dead_code)]
 
 use std::fs::File;
-use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -48,22 +48,8 @@ impl Drop for Guard {
     }
 }
 
-/// A TCP port on 127.0.0.1 that was free a moment ago.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
-}
-
-/// A port free for both TCP and UDP on 127.0.0.1 (for a DNS server).
-pub fn free_tcp_udp_port() -> u16 {
-    for _ in 0..100 {
-        let tcp = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let port = tcp.local_addr().expect("addr").port();
-        if UdpSocket::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no port free for both TCP and UDP")
-}
+/// Free for TCP and UDP (see [`crate::support::free_port`]).
+pub use crate::support::free_port;
 
 /// Waits until something accepts connections on `port` (bounded).
 pub fn wait_for_port(port: u16, guard: &mut Guard, log: &Path) {
@@ -177,7 +163,7 @@ impl Pebble {
         let (api_cert, api_key) = self_signed_api_cert(dir.path());
         let (api_port, management, http_port, tls_port) =
             (free_port(), free_port(), free_port(), free_port());
-        let (dns_port, dns_management) = (free_tcp_udp_port(), free_port());
+        let (dns_port, dns_management) = (free_port(), free_port());
 
         let dns_log = dir.path().join("challtestsrv.log");
         let mut challtestsrv = Guard::spawn(

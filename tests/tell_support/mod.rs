@@ -4,7 +4,7 @@
 //! (Python's `email` package, so encodings are decoded the way a mail client would).
 #![allow(dead_code)]
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -133,10 +133,7 @@ fn write_pair(cert_path: &Path, cert: &X509, key_path: &Path, key: &PKey<Private
     std::fs::set_permissions(key_path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
 }
 
-/// A loopback port that was free a moment ago.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
-}
+pub use crate::support::free_port;
 
 /// How the test SMTP server speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
