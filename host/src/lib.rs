@@ -11,6 +11,7 @@ pub mod config;
 pub mod conformance;
 pub mod discovery;
 pub mod facts;
+pub mod fs;
 pub mod http;
 pub mod notify;
 pub mod pipeline;
