@@ -568,3 +568,31 @@ fn dns01_hook_publishes_the_record_for_a_wildcard() {
         ]
     );
 }
+
+/// Issue 12, item 5: a run that finds an expired certificate and replaces it in the same run
+/// ends with every service on a CA-issued certificate, so it exits 0; the problem is still
+/// reported (as fixed), not hidden.
+#[test]
+fn a_run_that_replaces_expired_certificates_exits_0_and_reports_them_fixed() {
+    let pebble = Pebble::start(Settings::default());
+    let host = Host::new("expired.acme-test.com");
+    // Expired ten days ago: unusable, which the default policy reports as an error.
+    let m = placeholder::generate(&host.hostname, &[], KeyAlgorithm::EcP256, 30, now() - 40 * 86_400)
+        .expect("placeholder");
+    std::fs::write(host.path("web/cert.pem"), &m.certificate_pem).expect("cert");
+    std::fs::write(host.path("web/key.pem"), &*m.key_pem).expect("key");
+    host.configure_for(&pebble, "");
+
+    let out = host.run().arg("--json").run();
+    let report = json(&out);
+    assert_eq!(out.code, 0, "{}\n{}\n{}", out.stdout, out.stderr, pebble.log());
+    assert_eq!(actions(&report, "web"), vec![("install-replacement".to_string(), "done".to_string())]);
+    let web_notices: Vec<&Value> =
+        report["notices"].as_array().expect("notices").iter().filter(|n| n["service"] == "web").collect();
+    assert!(!web_notices.is_empty(), "the expired certificate is still reported: {report}");
+    assert!(web_notices.iter().all(|n| n["level"] != "error"), "{web_notices:?}");
+    assert!(
+        web_notices.iter().any(|n| n["message"].as_str().unwrap_or("").contains("fixed in this run")),
+        "{web_notices:?}"
+    );
+}

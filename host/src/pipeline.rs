@@ -226,6 +226,7 @@ fn run_inner(
 
     let mut notices = plan.notices.clone();
     notices.extend(host_notices);
+    settle_fixed(&services, &mut notices);
     let failed = services.iter().flat_map(|s| &s.actions).any(ActionReport::failed);
     let errors = notices.iter().any(|n| n.level == Level::Error);
     let exit_code = match acme.as_ref().map(|step| &step.outcome) {
@@ -256,6 +257,28 @@ fn run_inner(
     };
     tell(config, options, &mut report, &progress);
     Ok(report)
+}
+
+/// A problem found and fixed in the same run is reported, but is not an error: the exit code
+/// describes the end state. A service whose replacement was installed (and verified where it
+/// can be) and none of whose actions failed now holds a CA-issued certificate, so the errors
+/// naming it become information, marked "fixed in this run". A placeholder fixes nothing: the
+/// service then holds a self-signed certificate, and its errors stand.
+fn settle_fixed(services: &[ServiceReport], notices: &mut [Notice]) {
+    let fixed: std::collections::HashSet<&str> = services
+        .iter()
+        .filter(|s| {
+            s.actions.iter().any(|a| a.kind == ActionKind::InstallReplacement && a.outcome == "done")
+                && !s.actions.iter().any(ActionReport::failed)
+        })
+        .map(|s| s.name.as_str())
+        .collect();
+    for notice in notices.iter_mut() {
+        if notice.level == Level::Error && notice.service.as_deref().is_some_and(|s| fixed.contains(s)) {
+            notice.level = Level::Info;
+            notice.message.push_str(" (fixed in this run: the certificate was replaced)");
+        }
+    }
 }
 
 /// Tells the world about a changing run (a dry run changes nothing and tells nothing): writes
