@@ -3,6 +3,8 @@
 //! The data flows one way, one module per step:
 //! [`config`] → [`facts`] → [`policy`] → [`plan`] → [`actions`] → [`report`].
 //! [`conformance`] runs a policy module against the conformance vectors; [`cli`] ties it together.
+//! The ground floor, used by every step and using none: [`fs`] (every file read and write),
+//! [`time`] (the clock and date formats), [`exit`] (the exit codes), [`http`] (the HTTP client).
 
 pub mod acme;
 pub mod actions;
@@ -10,6 +12,7 @@ pub mod cli;
 pub mod config;
 pub mod conformance;
 pub mod discovery;
+pub mod exit;
 pub mod facts;
 pub mod fs;
 pub mod http;
@@ -20,5 +23,6 @@ pub mod policy;
 pub mod policy_store;
 pub mod probe;
 pub mod report;
+pub mod time;
 
 pub use cli::run;

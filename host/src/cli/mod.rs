@@ -35,22 +35,8 @@ pub(crate) fn out(text: std::fmt::Arguments<'_>) {
     }
 }
 
-/// Documented exit codes.
-pub mod exit {
-    /// Everything is fine.
-    pub const OK: i32 = 0;
-    /// The run found or hit errors (a service could not be handled, a policy test failed...).
-    pub const ERRORS: i32 = 1;
-    /// Bad usage or configuration; nothing was changed.
-    pub const USAGE: i32 = 2;
-    /// Another run holds the lock.
-    pub const LOCKED: i32 = 73;
-    /// A certificate order is still pending at the CA; a later run will pick it up.
-    pub const RETRY_PENDING: i32 = 75;
-    /// The certificate authority could not be reached or refused the order (or the issued
-    /// certificate failed its checks): nothing was installed from it.
-    pub const ACME_FAILED: i32 = 69;
-}
+/// The documented exit codes (they live on the ground floor, [`crate::exit`]).
+pub use crate::exit;
 
 /// Keeps every TLS certificate on this server valid: checks each service's certificate, lets
 /// the policy decide which must be replaced, orders replacements (ACME), installs them or a

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use crate::actions::errors::LockError;
-use crate::cli::exit;
+use crate::exit;
 use crate::policy::PolicyError;
 
 /// The store under `<state-dir>/policy/` could not be used.

@@ -20,7 +20,7 @@ use std::path::Path;
 
 use super::model::RunReport;
 use super::text::word;
-use crate::cli::exit;
+use crate::exit;
 use crate::plan::model::{Decision, Level, Reason};
 
 /// Every decision, for the `checkallsslcerts_service_decision` series.
