@@ -2,6 +2,8 @@
 //! real SMTP server on loopback (`python3 -m aiosmtpd`, PyPI `aiosmtpd`), whose Maildir the
 //! tests read back.
 
+#[path = "daemons/mod.rs"]
+mod daemons;
 mod support;
 mod tell_support;
 
@@ -294,4 +296,54 @@ fn smtp_authentication_reads_the_password_from_its_file_and_never_shows_it() {
     let out = run(&config("pa55-w0rd"));
     assert_eq!(smtp.messages().len(), 1, "{}", out.stdout);
     assert!(!out.stdout.contains("notification mail"), "{}", out.stdout);
+}
+
+/// The default route, end to end: no `transport` set (`auto`), so the tool hands the message to
+/// the machine's `sendmail` — here Postfix's, reaching a private Postfix instance through
+/// `MAIL_CONFIG` — whose queue relays it to an SMTP server on loopback. This is the only news an
+/// administrator gets of a night's problems, so it is tested through the real mail system.
+#[test]
+fn the_default_route_hands_the_mail_to_the_local_postfix_which_delivers_it() {
+    let s = Scratch::new();
+    // Postfix's daemons run as `postfix` and must reach their queue inside the scratch folder.
+    std::fs::set_permissions(s.dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    let smtp = SmtpServer::start(s.dir.path());
+    let relay = daemons::PostfixRelay::start(s.dir.path(), smtp.port);
+    s.issue("api", 60 * DAY);
+    // web's certificate is missing: an error, so a mail.
+    let config = s.config(&format!("[mail]\n\n{}{}", s.service("web"), s.service("api")));
+
+    let out = Run::new()
+        .arg("--config")
+        .arg(&config)
+        .arg("--verbose")
+        .env("MAIL_CONFIG", &relay.config_dir)
+        .run()
+        .code(1);
+    assert!(
+        out.stdout.contains(&format!("was sent to root@{HOST} via /usr/sbin/sendmail")),
+        "{}\n{}",
+        out.stdout,
+        out.stderr
+    );
+    // Postfix delivers on its own schedule: wait for the message to arrive (bounded).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let mails = loop {
+        let mails = smtp.messages();
+        if !mails.is_empty() || std::time::Instant::now() > deadline {
+            break mails;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert_eq!(
+        mails.len(),
+        1,
+        "Postfix did not deliver within 60 s; its log:\n{}",
+        std::fs::read_to_string(&relay.log).unwrap_or_default()
+    );
+    let m = &mails[0];
+    assert_eq!(m.subject, format!("[checkallsslcerts] {HOST}: 1 error"));
+    assert_eq!(m.rcpt_to, format!("root@{HOST}"));
+    assert!(m.flat_body().contains("== Service web: ERROR (new)"), "{}", m.flat_body());
 }

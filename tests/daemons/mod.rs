@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
+#[allow(unused_imports)]
 pub use crate::support::{free_port, free_ports};
 
 /// Finds a daemon's program or fails naming its Debian package.
@@ -290,4 +291,75 @@ pub fn master_cf(tls_port: u16, plain_port: u16) -> String {
          trace unix - - n - 0 bounce\nverify unix - - n - 1 verify\nproxymap unix - - n - - proxymap\n\
          anvil unix - - n - 1 anvil\nscache unix - - n - 1 scache\npostlog unix-dgram n - n - 1 postlogd\n"
     )
+}
+
+/// A private Postfix that takes mail from the local `sendmail` (through `postdrop` and `pickup`
+/// into its own queue) and relays all of it to `127.0.0.1:relay_port` — the machine's mail
+/// system as the tool's default `auto` route finds it. `sendmail` reaches this instance when
+/// `MAIL_CONFIG` names [`PostfixRelay::config_dir`] in its environment.
+pub struct PostfixRelay {
+    pub config_dir: PathBuf,
+    pub log: PathBuf,
+    queue: PathBuf,
+}
+
+impl PostfixRelay {
+    pub fn start(dir: &Path, relay_port: u16) -> PostfixRelay {
+        let postfix = program("postfix", "postfix");
+        let base = daemon_dir(&dir.join("postfix-relay"));
+        let config_dir = daemon_dir(&base.join("conf"));
+        let queue = daemon_dir(&base.join("queue"));
+        let data = base.join("data");
+        std::fs::create_dir_all(&data).expect("data");
+        let owner = nix::unistd::User::from_name("postfix")
+            .ok()
+            .flatten()
+            .expect("the postfix user (package postfix)");
+        std::os::unix::fs::chown(&data, Some(owner.uid.as_raw()), None).expect("chown data");
+        let log = base.join("maillog");
+        let b = base.display();
+        let main_cf = format!(
+            "compatibility_level = 3.7\nqueue_directory = {b}/queue\ndata_directory = {b}/data\n\
+             command_directory = /usr/sbin\ndaemon_directory = /usr/lib/postfix/sbin\n\
+             mail_owner = postfix\nsetgid_group = postdrop\nmyhostname = relay.notify.test\n\
+             mydestination =\nalias_maps =\nalias_database =\nlocal_recipient_maps =\n\
+             inet_interfaces = loopback-only\ninet_protocols = ipv4\n\
+             relayhost = [127.0.0.1]:{relay_port}\nsmtp_tls_security_level = none\n\
+             maillog_file = {b}/maillog\nmaillog_file_prefixes = {b}\n"
+        );
+        std::fs::write(config_dir.join("main.cf"), main_cf).expect("main.cf");
+        let master_cf = "pickup unix n - n 60 1 pickup\ncleanup unix n - n - 0 cleanup\n\
+             qmgr unix n - n 300 1 qmgr\nrewrite unix - - n - - trivial-rewrite\n\
+             bounce unix - - n - 0 bounce\ndefer unix - - n - 0 bounce\ntrace unix - - n - 0 bounce\n\
+             smtp unix - - n - - smtp\nerror unix - - n - - error\nretry unix - - n - - error\n\
+             proxymap unix - - n - - proxymap\nanvil unix - - n - 1 anvil\nscache unix - - n - 1 scache\n\
+             showq unix n - n - - showq\nflush unix n - n 1000? 0 flush\n\
+             postlog unix-dgram n - n - 1 postlogd\n";
+        std::fs::write(config_dir.join("master.cf"), master_cf).expect("master.cf");
+        let status = Command::new(&postfix)
+            .args(["-c", &config_dir.display().to_string(), "start"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("postfix start");
+        let started = PostfixRelay { config_dir, log: log.clone(), queue };
+        assert!(
+            status.success(),
+            "postfix start failed ({status}); its log:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        started
+    }
+}
+
+impl Drop for PostfixRelay {
+    fn drop(&mut self) {
+        let pid = std::fs::read_to_string(self.queue.join("pid/master.pid"))
+            .ok()
+            .and_then(|p| p.trim().parse::<i32>().ok());
+        if let Some(pid) = pid {
+            stop_pid(pid, || gone(pid));
+        }
+    }
 }
