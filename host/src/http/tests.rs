@@ -187,7 +187,7 @@ struct HelloServer {
 impl HelloServer {
     /// Serves a certificate for `ca.invalid` and 127.0.0.1 issued by `pki`.
     fn start(pki: &Pki) -> HelloServer {
-        let now = crate::pipeline::unix_now();
+        let now = crate::time::unix_now();
         let mut spec = Spec::leaf("ca.invalid", &["ca.invalid"]);
         spec.ips = vec!["127.0.0.1".into()];
         (spec.not_before, spec.not_after) = (now - 3600, now + 86_400);

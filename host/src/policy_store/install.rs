@@ -139,7 +139,7 @@ pub fn install(
         source: label,
         signature_key_id: (!key_id.is_empty()).then_some(key_id),
         trusted_comment: signature_bytes.as_ref().map(|_| trusted_comment),
-        installed_at: crate::pipeline::unix_now(),
+        installed_at: crate::time::unix_now(),
         name: metadata.name,
         version: metadata.version,
         contract_version: metadata.contract_version,

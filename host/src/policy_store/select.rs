@@ -261,7 +261,7 @@ fn record(store: &Store, bytes: &[u8], decided: &Decided, origin: String, notice
             source: origin,
             name: decided.metadata.name.clone(),
             version: decided.metadata.version.clone(),
-            good_at: crate::pipeline::unix_now(),
+            good_at: crate::time::unix_now(),
         })
     });
     if let Err(e) = result {

@@ -4,7 +4,7 @@
 use std::io;
 use std::time::Duration;
 
-use crate::actions::errors::fmt_duration;
+use crate::time::duration as fmt_duration;
 
 /// A probe failed at one step.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use openssl::x509::X509;
 
-use crate::actions::errors::fmt_duration;
+use crate::time::duration as fmt_duration;
 use crate::actions::install::PostReloadCheck;
 pub use crate::config::probe::{ProbeConfig, ProbeEndpoint, Protocol};
 use crate::config::{Config, ServiceConfig};

@@ -17,7 +17,7 @@ use crate::actions::placeholder::{self, Material};
 use crate::config::KeyAlgorithm;
 
 fn material(name: &str) -> Material {
-    placeholder::generate(name, &[], KeyAlgorithm::EcP256, 30, crate::pipeline::unix_now()).unwrap()
+    placeholder::generate(name, &[], KeyAlgorithm::EcP256, 30, crate::time::unix_now()).unwrap()
 }
 
 fn fingerprint(m: &Material) -> String {

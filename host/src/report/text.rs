@@ -178,7 +178,7 @@ fn details(out: &mut String, s: &ServiceReport) {
 
 /// A Unix time as "2024-04-01 00:00:00 UTC".
 fn utc(seconds: i64) -> String {
-    crate::acme::state::utc_text(seconds)
+    crate::time::utc_seconds(seconds)
 }
 
 /// A chain status in words: "trusted", "untrusted (certificate has expired)".
