@@ -347,3 +347,23 @@ fn the_default_route_hands_the_mail_to_the_local_postfix_which_delivers_it() {
     assert_eq!(m.rcpt_to, format!("root@{HOST}"));
     assert!(m.flat_body().contains("== Service web: ERROR (new)"), "{}", m.flat_body());
 }
+
+/// Issue 11, item 4: a lock file that cannot be used (here a directory where the file should be;
+/// on a real host a full or read-only state disk) is an error — exit 1, not 73, which the
+/// nightly unit counts as success — and the administrator is told by mail.
+#[test]
+fn a_run_that_cannot_use_its_lock_exits_1_not_73_and_mails_the_administrator() {
+    let s = Scratch::new();
+    let smtp = SmtpServer::start(s.dir.path());
+    s.issue("api", 60 * DAY);
+    std::fs::create_dir(s.state_dir().join("lock")).expect("a directory where the lock file goes");
+    let config = s.config(&format!("{}{}", mail_section(smtp.port), s.service("api")));
+
+    let out = run(&config).code(1);
+    assert!(out.stderr.contains(&s.state_dir().join("lock").display().to_string()), "{}", out.stderr);
+    assert!(out.stderr.contains("The administrator was told by mail"), "{}", out.stderr);
+    let mails = smtp.messages();
+    assert_eq!(mails.len(), 1, "{}", out.stderr);
+    assert_eq!(mails[0].subject, format!("[checkallsslcerts] {HOST}: the run could not start"));
+    assert!(mails[0].flat_body().contains("No certificate was checked"), "{}", mails[0].flat_body());
+}

@@ -50,6 +50,9 @@ pub enum RunError {
     StateDir(#[from] crate::actions::errors::ActionError),
     #[error("{0}")]
     Policy(#[from] PolicyError),
+    /// A failure that kept the run from starting, and what became of the mail about it.
+    #[error("{error}\n{mail}")]
+    Mailed { error: Box<RunError>, mail: String },
 }
 
 impl RunError {
@@ -57,8 +60,11 @@ impl RunError {
     pub fn exit_code(&self) -> i32 {
         match self {
             RunError::Config(_) => exit::USAGE,
-            RunError::Lock(_) => exit::LOCKED,
-            RunError::StateDir(_) | RunError::Policy(_) => exit::ERRORS,
+            // 73 only when another run holds the lock: a lock file that cannot be used (a full
+            // or read-only disk) is an error, which the nightly unit must not take for success.
+            RunError::Lock(crate::actions::errors::LockError::Busy { .. }) => exit::LOCKED,
+            RunError::Lock(_) | RunError::StateDir(_) | RunError::Policy(_) => exit::ERRORS,
+            RunError::Mailed { error, .. } => error.exit_code(),
         }
     }
 }
@@ -123,8 +129,10 @@ fn run_inner(
     let _lock = if options.dry_run {
         None
     } else {
-        actions::ensure_state_dir(&config.state_dir)?;
-        let lock = lock::acquire(&config.state_dir, options.lock_wait)?;
+        let lock = actions::ensure_state_dir(&config.state_dir)
+            .map_err(RunError::from)
+            .and_then(|()| lock::acquire(&config.state_dir, options.lock_wait).map_err(RunError::from))
+            .map_err(|error| mail_start_failure(config, error))?;
         for report in install::recover(&config.state_dir) {
             let ok = report.is_ok();
             recovered.push((
@@ -257,6 +265,20 @@ fn run_inner(
     };
     tell(config, options, &mut report, &progress);
     Ok(report)
+}
+
+/// A run that cannot use its state directory checks and changes nothing: the administrator
+/// hears of it by mail where mail is possible (another run holding the lock is not a failure).
+fn mail_start_failure(config: &Config, error: RunError) -> RunError {
+    if matches!(error, RunError::Lock(crate::actions::errors::LockError::Busy { .. })) || !config.mail.enabled
+    {
+        return error;
+    }
+    let mail = match crate::notify::mail_failure(config, &error.to_string()) {
+        Ok(via) => format!("The administrator was told by mail ({}, via {via}).", config.mail.to.join(", ")),
+        Err(why) => format!("The mail to the administrator could not be sent either: {why}"),
+    };
+    RunError::Mailed { error: Box::new(error), mail }
 }
 
 /// A problem found and fixed in the same run is reported, but is not an error: the exit code

@@ -184,3 +184,24 @@ fn password_file_mode_warning(report: &mut RunReport, path: &std::path::Path) {
         );
     }
 }
+
+/// Mails the administrator that a run could not start (the state directory or its lock could
+/// not be used, or was refused as untrusted): nothing was checked or changed, and every night
+/// until it is fixed is the same, so each one says so. Returns the route it went through, or
+/// why it could not be sent.
+pub fn mail_failure(config: &Config, error: &str) -> Result<String, String> {
+    let now = crate::time::unix_now();
+    let composed = mail::Composed {
+        subject: format!("[checkallsslcerts] {}: the run could not start", config.hostname),
+        body: format!(
+            "checkallsslcerts could not start its run on {host} at {when}:\n\n    {error}\n\n\
+             No certificate was checked, ordered or installed. Every service keeps what it has, but \
+             nothing watches their certificates until this is fixed; each nightly run says so again.\n",
+            host = config.hostname,
+            when = crate::time::utc_minutes(now),
+        ),
+    };
+    let route = mail::route(&config.mail).map_err(|e| e.to_string())?;
+    let message = mail::build(&config.mail, &config.hostname, &composed, now).map_err(|e| e.to_string())?;
+    mail::send(&route, &config.trust, &config.hostname, &message).map_err(|e| e.to_string())
+}

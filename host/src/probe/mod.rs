@@ -30,12 +30,12 @@ use std::time::{Duration, Instant};
 
 use openssl::x509::X509;
 
-use crate::time::duration as fmt_duration;
 use crate::actions::install::PostReloadCheck;
 pub use crate::config::probe::{ProbeConfig, ProbeEndpoint, Protocol};
 use crate::config::{Config, ServiceConfig};
 use crate::facts::Verifier;
 use crate::facts::model::{CertificateState, ChainStatus, HostFacts, ServedEndpoint, Timestamp};
+use crate::time::duration as fmt_duration;
 pub use errors::ProbeError;
 
 /// The most probes run at the same time.
