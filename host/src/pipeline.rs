@@ -133,7 +133,8 @@ fn run_inner(
             .map_err(RunError::from)
             .and_then(|()| lock::acquire(&config.state_dir, options.lock_wait).map_err(RunError::from))
             .map_err(|error| mail_start_failure(config, error))?;
-        for report in install::recover(&config.state_dir) {
+        let targets: Vec<InstallTarget> = config.services.iter().map(install_target).collect();
+        for report in install::recover(&config.state_dir, &targets) {
             let ok = report.is_ok();
             recovered.push((
                 report.service.clone(),

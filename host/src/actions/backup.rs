@@ -7,17 +7,17 @@
 //! a failed reload or an interrupted install, so that it is not lost either. Every directory
 //! here is `0700`.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt, fchown};
+use std::fs;
+use std::io;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use zeroize::Zeroizing;
 
 use super::errors::InstallError;
 use super::journal::Role;
 use super::{BACKUPS_DIR, create_private_dir, encode_service, fsync_dir, utc_stamp};
+use crate::fs::{FsError, Target, limits};
 
 /// How many backups are kept per service; the newest are kept, and the one an install just
 /// made is never deleted.
@@ -57,11 +57,13 @@ pub(crate) fn service_dir(state_dir: &Path, service: &str) -> PathBuf {
 }
 
 /// Copies each of `targets` that exists into a new backup directory and writes its manifest,
-/// all fsynced. Returns the directory and the manifest.
+/// all fsynced. The targets are read through their link-safe handles, bounded
+/// ([`limits::PEM_FILE`]): a huge file fails the install instead of filling memory and the
+/// state directory. Returns the directory and the manifest.
 pub(crate) fn create(
     state_dir: &Path,
     service: &str,
-    targets: &[(Role, PathBuf)],
+    targets: &[(Role, &Target)],
     now: i64,
 ) -> Result<(PathBuf, Manifest), InstallError> {
     let io = |action: &'static str, path: &Path| {
@@ -96,40 +98,34 @@ pub(crate) fn create(
     let mut manifest =
         Manifest { version: 1, service: service.to_string(), created_at: now, files: Vec::new() };
     for (role, target) in targets {
-        let entry = match fs::metadata(target) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => ManifestFile {
-                role: *role,
-                target: target.clone(),
-                existed: false,
-                mode: None,
-                uid: None,
-                gid: None,
-            },
-            Err(e) => return Err(io("inspect", target)(e)),
-            Ok(meta) if !meta.is_file() => {
-                return Err(InstallError::InvalidTarget {
-                    service: service.to_string(),
-                    path: target.clone(),
-                    reason: "exists and is not a regular file".into(),
-                });
+        let path = target.path();
+        let entry = match target.read_existing(limits::PEM_FILE) {
+            Ok(None) => {
+                ManifestFile { role: *role, target: path, existed: false, mode: None, uid: None, gid: None }
             }
-            Ok(_) => {
-                let mut file = File::open(target).map_err(io("read", target))?;
-                let meta = file.metadata().map_err(io("inspect", target))?;
-                let mut bytes = Zeroizing::new(Vec::new());
-                file.read_to_end(&mut bytes).map_err(io("read", target))?;
-                let mode = meta.permissions().mode() & 0o777;
+            Ok(Some((bytes, meta))) => {
+                let mode = meta.mode & 0o777;
                 let dest = dir.join(role.as_str());
-                write_private(&dest, &bytes, mode, Some((meta.uid(), meta.gid())))
+                write_private(&dest, &bytes, mode, Some((meta.uid, meta.gid)))
                     .map_err(io("write the backup", &dest))?;
                 ManifestFile {
                     role: *role,
-                    target: target.clone(),
+                    target: path,
                     existed: true,
                     mode: Some(mode),
-                    uid: Some(meta.uid()),
-                    gid: Some(meta.gid()),
+                    uid: Some(meta.uid),
+                    gid: Some(meta.gid),
                 }
+            }
+            Err(FsError::Io { action, path, source }) => {
+                return Err(InstallError::Io { service: service.to_string(), action, path, source });
+            }
+            Err(e) => {
+                return Err(InstallError::InvalidTarget {
+                    service: service.to_string(),
+                    path,
+                    reason: format!("cannot be backed up: {e}"),
+                });
             }
         };
         manifest.files.push(entry);
@@ -143,22 +139,16 @@ pub(crate) fn create(
     Ok((dir, manifest))
 }
 
-/// Creates `dest` (which must not exist) `0600`, best-effort chowns it, sets `mode`, then
-/// writes `bytes` and fsyncs — the bytes never sit in a file wider than `mode`.
+/// Creates `dest` (which must not exist) with `mode` and, where this run may, `owner`, then
+/// writes `bytes` and fsyncs (see [`crate::fs::write_new_private`]).
 fn write_private(dest: &Path, bytes: &[u8], mode: u32, owner: Option<(u32, u32)>) -> io::Result<()> {
-    let mut f = OpenOptions::new().write(true).create_new(true).mode(0o600).open(dest)?;
-    if let Some((uid, gid)) = owner {
-        // Keeps the original owner where this run may set it (as root); the mode is kept anyway.
-        let _ = fchown(&f, Some(uid), Some(gid));
-    }
-    f.set_permissions(fs::Permissions::from_mode(mode))?;
-    f.write_all(bytes)?;
-    f.sync_all()
+    crate::fs::write_new_private(dest, bytes, mode, owner).map_err(io::Error::from)
 }
 
 /// Reads the manifest of a backup directory.
 pub(crate) fn read_manifest(dir: &Path) -> Result<Manifest, String> {
-    let bytes = fs::read(dir.join(MANIFEST)).map_err(|e| format!("cannot read {MANIFEST}: {e}"))?;
+    let bytes = crate::fs::read_trusted(&dir.join(MANIFEST), limits::STATE_FILE)
+        .map_err(|e| format!("cannot read {MANIFEST}: {e}"))?;
     serde_json::from_slice(&bytes).map_err(|e| format!("{MANIFEST} is not a backup manifest: {e}"))
 }
 
@@ -218,6 +208,11 @@ pub(crate) fn prune(state_dir: &Path, service: &str, current: &Path) -> (Vec<Pat
         }
     }
     (removed, warnings)
+}
+
+/// Whether `name` is the name of a backup directory (`YYYYmmddTHHMMSSZ-<n>`).
+pub(crate) fn is_backup_name(name: &str) -> bool {
+    parse_backup_name(name).is_some()
 }
 
 /// `YYYYmmddTHHMMSSZ-<n>` → (stamp, n).

@@ -72,31 +72,41 @@
 //!
 //! # Decisions where the brief was silent
 //!
-//! * Owner/group `None` keeps the current file's owner/group (a new file gets the running
-//!   user's). A configured owner/group must exist (names are looked up with NSS; a number is
-//!   accepted as an id) and must be settable, otherwise the install fails; an inherited one is
-//!   set where the run may (as root).
-//! * A key mode with any bit for "others" (e.g. `0644`) is refused, as are bits beyond `0777`.
-//!   The combined layout's single file holds the key and so gets `key_mode`.
+//! * **What the administrator set is kept.** Owner/group `None` keeps the current file's
+//!   owner/group (a new file gets the running user's); a mode `None` keeps the current file's
+//!   mode (a new file gets `0644`, or `0600` for a file that holds a key). A configured
+//!   owner/group must exist (names are looked up with NSS; a number is accepted as an id) and
+//!   must be settable, otherwise the install fails; an inherited one is set where the run may
+//!   (as root).
+//! * A file that holds a key never gets a bit for "others": a configured key mode with one
+//!   (e.g. `0644`) is refused, an existing key's mode loses it (with a warning), as are bits
+//!   beyond `0777`. The combined layout's single file holds the key: it gets `certificate-mode`,
+//!   as the configuration documents.
 //! * With the separate layout, the certificate file gets the leaf followed by the chain when no
 //!   chain file is configured, and the leaf alone when one is; a chain file gets exactly the
 //!   chain — empty for a self-signed placeholder.
-//! * A target that is a symbolic link is followed: the file it points to is replaced (and
-//!   backed up), the link stays. Targets must be absolute paths in existing directories.
+//! * **Links.** Targets are reached link-safely ([`crate::fs::resolve`]): a symbolic link on the
+//!   way (the target itself or a directory above it) is followed only when root (or the user
+//!   running the tool) owns it — then the file it points to is replaced (and backed up) and the
+//!   link stays, as certbot's `live/` links expect. A link owned by anyone else is refused: the
+//!   service fails naming it and nothing is written anywhere, since its owner could point it at
+//!   any file. Temporary files are created `O_EXCL|O_NOFOLLOW` in the target's directory, owner
+//!   and mode set on the descriptor, and renamed over the target's name (a link planted there
+//!   after the check is replaced, never written through). Targets must be absolute paths in
+//!   existing directories.
 //! * The material is checked before anything is written: leaf and chain must parse and the key
 //!   must belong to the leaf.
 
 use std::collections::BTreeSet;
 use std::fmt;
-use std::fs::{self, File};
-use std::io::{self, Read, Write};
-use std::os::unix::fs::{MetadataExt, PermissionsExt, fchown};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use openssl::pkey::PKey;
 use openssl::x509::X509;
-use tempfile::TempPath;
 use zeroize::Zeroizing;
+
+use crate::fs::{self as safe_fs, FileMeta, FsError, Ownership, Target, TempFile, limits};
 
 use super::backup;
 pub use super::backup::BACKUPS_TO_KEEP;
@@ -104,7 +114,7 @@ use super::errors::{InstallError, ReloadError, RollbackOutcome};
 use super::journal::{self, JOURNAL_VERSION, Journal, JournalFile, Operation, Phase, Role};
 use super::placeholder::{Material, key_matches};
 use super::reload::{self, ReloadCommand, ReloadOutput};
-use super::{create_state_dirs, encode_service, failpoint, fsync_dir, unix_now, utc_stamp};
+use super::{create_state_dirs, encode_service, failpoint, unix_now, utc_stamp};
 use crate::config::types::Layout;
 
 /// Where and how one service's certificate material is installed.
@@ -123,10 +133,13 @@ pub struct InstallTarget {
     pub owner: Option<String>,
     /// Group of the installed files; `None` keeps the current group.
     pub group: Option<String>,
-    /// Mode of the certificate and chain files.
-    pub certificate_mode: u32,
-    /// Mode of the key file, and of the combined file.
-    pub key_mode: u32,
+    /// Mode of the certificate and chain files, and of the combined file; `None` keeps an
+    /// existing file's mode (a new one gets [`Self::DEFAULT_CERTIFICATE_MODE`], the combined
+    /// file [`Self::DEFAULT_KEY_MODE`]).
+    pub certificate_mode: Option<u32>,
+    /// Mode of the key file (separate layout); `None` keeps an existing key's mode less any bit
+    /// for others (a new one gets [`Self::DEFAULT_KEY_MODE`]).
+    pub key_mode: Option<u32>,
 }
 
 impl InstallTarget {
@@ -145,8 +158,8 @@ impl InstallTarget {
             chain: None,
             owner: None,
             group: None,
-            certificate_mode: Self::DEFAULT_CERTIFICATE_MODE,
-            key_mode: Self::DEFAULT_KEY_MODE,
+            certificate_mode: None,
+            key_mode: None,
         }
     }
 
@@ -223,7 +236,8 @@ pub fn install_checked(
     check: Option<&dyn PostReloadCheck>,
 ) -> Result<InstallReport, InstallError> {
     let service = target.service.as_str();
-    let plan = plan_install(target, material)?;
+    let mut warnings = Vec::new();
+    let plan = plan_install(target, material, &mut warnings)?;
     create_state_dirs(state_dir).map_err(|(path, source)| InstallError::Io {
         service: service.to_string(),
         action: "create the state directory",
@@ -246,7 +260,7 @@ pub fn install_checked(
     };
     failpoint("after-temp-write");
 
-    let targets: Vec<(Role, PathBuf)> = plan.iter().map(|p| (p.role, p.target.clone())).collect();
+    let targets: Vec<(Role, &Target)> = plan.iter().map(|p| (p.role, &p.target)).collect();
     let (backup_dir, manifest) = match backup::create(state_dir, service, &targets, unix_now()) {
         Ok(b) => b,
         Err(e) => {
@@ -259,7 +273,7 @@ pub fn install_checked(
 
     journal.backup_dir = Some(backup_dir.clone());
     for (file, temp) in journal.files.iter_mut().zip(&temps) {
-        file.temp = temp.as_ref().map(|t| t.to_path_buf());
+        file.temp = temp.as_ref().map(TempFile::path);
     }
     journal.phase = Phase::Prepared;
     if let Err(e) = save(state_dir, &journal) {
@@ -275,7 +289,6 @@ pub fn install_checked(
     }
     failpoint("after-swap");
 
-    let mut warnings = Vec::new();
     let mut reload_output = None;
     if let Some(cmd) = reload {
         failpoint("before-reload");
@@ -331,12 +344,7 @@ pub fn install_checked(
     let files = plan
         .iter()
         .zip(&manifest.files)
-        .map(|(p, m)| InstalledFile {
-            role: p.role,
-            path: p.target.clone(),
-            mode: p.mode,
-            replaced: m.existed,
-        })
+        .map(|(p, m)| InstalledFile { role: p.role, path: p.path.clone(), mode: p.mode, replaced: m.existed })
         .collect();
     Ok(InstallReport {
         service: service.to_string(),
@@ -371,15 +379,14 @@ fn leaf_fingerprint(material: &Material) -> String {
 /// One file to put in place (or, in a restore, to remove).
 struct Planned {
     role: Role,
-    /// Resolved target path.
-    target: PathBuf,
+    /// The target, reached link-safely: its directory is held open.
+    target: Target,
+    /// Resolved target path (for the journal and messages).
+    path: PathBuf,
     /// The new bytes; `None` removes the target (a restore of a file that did not exist).
     content: Option<Zeroizing<Vec<u8>>>,
-    uid: Option<u32>,
-    gid: Option<u32>,
+    owner: Ownership,
     mode: u32,
-    /// Fail when the owner cannot be set (configured owner) rather than carry on (inherited).
-    strict_owner: bool,
 }
 
 fn invalid(service: &str, path: &Path, reason: impl Into<String>) -> InstallError {
@@ -390,13 +397,72 @@ fn invalid(service: &str, path: &Path, reason: impl Into<String>) -> InstallErro
     }
 }
 
-fn plan_install(target: &InstallTarget, material: &Material) -> Result<Vec<Planned>, InstallError> {
+/// A file-layer error as an install error of `service`.
+fn fs_error(service: &str, e: FsError) -> InstallError {
+    match e {
+        FsError::Io { action: "set the owner of", path, source } => InstallError::Owner {
+            service: service.to_string(),
+            path,
+            reason: format!("cannot chown: {source}"),
+        },
+        FsError::Io { action, path, source } => {
+            InstallError::Io { service: service.to_string(), action, path, source }
+        }
+        FsError::UntrustedLink { ref path, .. }
+        | FsError::Untrusted { ref path, .. }
+        | FsError::Invalid { ref path, .. }
+        | FsError::TooLarge { ref path, .. } => {
+            let path = path.clone();
+            let whole = e.to_string();
+            let shown = path.display().to_string();
+            let reason =
+                whole.strip_prefix(&shown).map(|r| r.trim_start_matches([':', ' '])).unwrap_or(&whole);
+            invalid(service, &path, reason.to_string())
+        }
+    }
+}
+
+/// The mode a file gets: the configured one; else the existing file's (less any bit for
+/// others if it holds a key, with a warning); else the default.
+fn choose_mode(
+    configured: Option<u32>,
+    existing: Option<FileMeta>,
+    default: u32,
+    secret: bool,
+    path: &Path,
+    warnings: &mut Vec<String>,
+) -> u32 {
+    if let Some(mode) = configured {
+        return mode;
+    }
+    match existing {
+        Some(meta) if secret && meta.mode & 0o007 != 0 => {
+            let tightened = meta.mode & 0o770;
+            warnings.push(format!(
+                "{} held a private key readable by every user (mode {:04o}); the new one is {tightened:04o}",
+                path.display(),
+                meta.mode & 0o777
+            ));
+            tightened
+        }
+        Some(meta) => meta.mode & 0o777,
+        None => default,
+    }
+}
+
+fn plan_install(
+    target: &InstallTarget,
+    material: &Material,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<Planned>, InstallError> {
     let service = target.service.as_str();
     if service.is_empty() || service.contains('\0') {
         return Err(invalid(service, &target.certificate, "the service name is empty"));
     }
     for (what, mode) in [("certificate", target.certificate_mode), ("key", target.key_mode)] {
-        if mode & !0o777 != 0 {
+        if let Some(mode) = mode
+            && mode & !0o777 != 0
+        {
             return Err(invalid(
                 service,
                 &target.certificate,
@@ -404,12 +470,18 @@ fn plan_install(target: &InstallTarget, material: &Material) -> Result<Vec<Plann
             ));
         }
     }
-    let key_path_for_msgs = target.key.as_deref().unwrap_or(&target.certificate);
-    if target.key_mode & 0o007 != 0 {
+    // The mode of the file that holds the key, if configured.
+    let (key_file, key_file_mode) = match target.layout {
+        Layout::Separate => (target.key.as_deref().unwrap_or(&target.certificate), target.key_mode),
+        Layout::Combined => (target.certificate.as_path(), target.certificate_mode.or(target.key_mode)),
+    };
+    if let Some(mode) = key_file_mode
+        && mode & 0o007 != 0
+    {
         return Err(invalid(
             service,
-            key_path_for_msgs,
-            format!("key mode {:04o} would let every user read or change the private key", target.key_mode),
+            key_file,
+            format!("key mode {mode:04o} would let every user read or change the private key"),
         ));
     }
     material.verify().map_err(|reason| InstallError::InvalidMaterial {
@@ -418,8 +490,11 @@ fn plan_install(target: &InstallTarget, material: &Material) -> Result<Vec<Plann
         reason,
     })?;
 
+    // (role, path, content, configured mode, default mode)
+    type File = (Role, PathBuf, Zeroizing<Vec<u8>>, Option<u32>, u32);
     let leaf_and_chain = || concat(&[&material.certificate_pem, &material.chain_pem]);
-    let mut files: Vec<(Role, PathBuf, Zeroizing<Vec<u8>>, u32)> = Vec::new();
+    let mut files: Vec<File> = Vec::new();
+    let (cert_mode, default_cert) = (target.certificate_mode, InstallTarget::DEFAULT_CERTIFICATE_MODE);
     match target.layout {
         Layout::Combined => {
             if let Some(k) = &target.key {
@@ -429,32 +504,47 @@ fn plan_install(target: &InstallTarget, material: &Material) -> Result<Vec<Plann
                 return Err(invalid(service, c, "the combined layout takes no separate chain file"));
             }
             let content = concat(&[&material.certificate_pem, &material.chain_pem, &material.key_pem]);
-            files.push((Role::Combined, target.certificate.clone(), content, target.key_mode));
+            files.push((
+                Role::Combined,
+                target.certificate.clone(),
+                content,
+                key_file_mode,
+                InstallTarget::DEFAULT_KEY_MODE,
+            ));
         }
         Layout::Separate => {
             let Some(key) = &target.key else {
                 return Err(invalid(service, &target.certificate, "the separate layout needs a key file"));
             };
-            files.push((Role::Key, key.clone(), concat(&[&material.key_pem]), target.key_mode));
+            files.push((
+                Role::Key,
+                key.clone(),
+                concat(&[&material.key_pem]),
+                target.key_mode,
+                InstallTarget::DEFAULT_KEY_MODE,
+            ));
             if let Some(chain) = &target.chain {
                 files.push((
                     Role::Chain,
                     chain.clone(),
                     concat(&[&material.chain_pem]),
-                    target.certificate_mode,
+                    cert_mode,
+                    default_cert,
                 ));
                 files.push((
                     Role::Certificate,
                     target.certificate.clone(),
                     concat(&[&material.certificate_pem]),
-                    target.certificate_mode,
+                    cert_mode,
+                    default_cert,
                 ));
             } else {
                 files.push((
                     Role::Certificate,
                     target.certificate.clone(),
                     leaf_and_chain(),
-                    target.certificate_mode,
+                    cert_mode,
+                    default_cert,
                 ));
             }
         }
@@ -479,20 +569,25 @@ fn plan_install(target: &InstallTarget, material: &Material) -> Result<Vec<Plann
 
     let mut seen = BTreeSet::new();
     let mut plan = Vec::new();
-    for (role, path, content, mode) in files {
+    for (role, path, content, configured, default) in files {
         let resolved = resolve_target(service, &path)?;
-        if !seen.insert(resolved.clone()) {
+        let resolved_path = resolved.path();
+        if !seen.insert(resolved_path.clone()) {
             return Err(invalid(service, &path, "the same file is configured for two roles"));
         }
-        let current = fs::metadata(&resolved).ok();
+        let current = resolved.existing();
+        let mode = choose_mode(configured, current, default, role.is_secret(), &resolved_path, warnings);
         plan.push(Planned {
             role,
+            path: resolved_path,
             target: resolved,
             content: Some(content),
-            uid: uid.or(current.as_ref().map(MetadataExt::uid)),
-            gid: gid.or(current.as_ref().map(MetadataExt::gid)),
+            owner: Ownership {
+                uid: uid.or(current.map(|m| m.uid)),
+                gid: gid.or(current.map(|m| m.gid)),
+                strict: target.owner.is_some() || target.group.is_some(),
+            },
             mode,
-            strict_owner: target.owner.is_some() || target.group.is_some(),
         });
     }
     Ok(plan)
@@ -513,42 +608,20 @@ fn concat(parts: &[&[u8]]) -> Zeroizing<Vec<u8>> {
     out
 }
 
-/// An absolute path to a regular file (following a symbolic link) or to a new file in an
-/// existing directory.
-fn resolve_target(service: &str, path: &Path) -> Result<PathBuf, InstallError> {
+/// An absolute path to a regular file or to a new file in an existing directory, reached
+/// link-safely (see the module documentation).
+fn resolve_target(service: &str, path: &Path) -> Result<Target, InstallError> {
     if !path.is_absolute() || path.file_name().is_none() {
         return Err(invalid(service, path, "the path must be absolute and name a file"));
     }
-    let resolved = match fs::symlink_metadata(path) {
-        Ok(m) if m.file_type().is_symlink() => fs::canonicalize(path).map_err(|e| {
-            invalid(service, path, format!("is a symbolic link that cannot be followed: {e}"))
-        })?,
-        Ok(_) => path.to_path_buf(),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+    safe_fs::resolve(path).map_err(|e| {
+        if e.is_not_found() {
             let parent = path.parent().unwrap_or(Path::new("/"));
-            if !parent.is_dir() {
-                return Err(invalid(
-                    service,
-                    path,
-                    format!("the directory {} does not exist", parent.display()),
-                ));
-            }
-            return Ok(path.to_path_buf());
+            invalid(service, path, format!("the directory {} does not exist", parent.display()))
+        } else {
+            fs_error(service, e)
         }
-        Err(e) => {
-            return Err(InstallError::Io {
-                service: service.to_string(),
-                action: "inspect",
-                path: path.to_path_buf(),
-                source: e,
-            });
-        }
-    };
-    match fs::metadata(&resolved) {
-        Ok(m) if m.is_file() => Ok(resolved),
-        Ok(_) => Err(invalid(service, path, "exists and is not a regular file")),
-        Err(e) => Err(invalid(service, path, format!("cannot be inspected: {e}"))),
-    }
+    })
 }
 
 fn lookup_user(name: &str) -> Result<u32, String> {
@@ -589,7 +662,7 @@ fn new_journal(
             .iter()
             .map(|p| JournalFile {
                 role: p.role,
-                target: p.target.clone(),
+                target: p.path.clone(),
                 temp: None,
                 temp_prefix: temp_prefix(service, p.role),
                 remove: p.content.is_none(),
@@ -607,49 +680,25 @@ fn save(state_dir: &Path, journal: &Journal) -> Result<(), InstallError> {
     })
 }
 
-/// Writes each planned file's bytes to a temporary file next to its target. The temporary
-/// files are deleted when the returned paths are dropped (until they are renamed).
-fn stage(service: &str, plan: &[Planned]) -> Result<Vec<Option<TempPath>>, InstallError> {
+/// Writes each planned file's bytes to a temporary file next to its target (see
+/// [`Target::write_temp`]). The temporary files are deleted when dropped (until renamed).
+fn stage(service: &str, plan: &[Planned]) -> Result<Vec<Option<TempFile>>, InstallError> {
     let mut temps = Vec::with_capacity(plan.len());
     for p in plan {
         let Some(content) = &p.content else {
             temps.push(None);
             continue;
         };
-        let dir = p.target.parent().unwrap_or(Path::new("/"));
-        let io = |action: &'static str, path: &Path| {
-            let path = path.to_path_buf();
-            move |source| InstallError::Io { service: service.to_string(), action, path, source }
-        };
-        // Created 0600 by tempfile: nobody else can open it while owner and mode are set.
-        let mut tmp = tempfile::Builder::new()
-            .prefix(&temp_prefix(service, p.role))
-            .suffix(".tmp")
-            .rand_bytes(8)
-            .tempfile_in(dir)
-            .map_err(io("create a temporary file in", dir))?;
-        let tmp_path = tmp.path().to_path_buf();
-        let file = tmp.as_file();
-        let meta = file.metadata().map_err(io("inspect", &tmp_path))?;
-        let uid = p.uid.filter(|u| *u != meta.uid());
-        let gid = p.gid.filter(|g| *g != meta.gid());
-        if uid.is_some() || gid.is_some() {
-            // An inherited owner is set where this run may (as root); a configured one must be.
-            match fchown(file, uid, gid) {
-                Err(e) if p.strict_owner => {
-                    return Err(InstallError::Owner {
-                        service: service.to_string(),
-                        path: p.target.clone(),
-                        reason: format!("cannot chown {}: {e}", tmp_path.display()),
-                    });
+        let temp =
+            p.target.write_temp(&temp_prefix(service, p.role), content, p.owner, p.mode).map_err(|e| {
+                match fs_error(service, e) {
+                    InstallError::Owner { reason, .. } => {
+                        InstallError::Owner { service: service.to_string(), path: p.path.clone(), reason }
+                    }
+                    other => other,
                 }
-                _ => {}
-            }
-        }
-        file.set_permissions(fs::Permissions::from_mode(p.mode)).map_err(io("set the mode of", &tmp_path))?;
-        tmp.write_all(content).map_err(io("write", &tmp_path))?;
-        tmp.as_file().sync_all().map_err(io("sync", &tmp_path))?;
-        temps.push(Some(tmp.into_temp_path()));
+            })?;
+        temps.push(Some(temp));
     }
     Ok(temps)
 }
@@ -660,40 +709,28 @@ fn swap(
     state_dir: &Path,
     journal: &mut Journal,
     plan: &[Planned],
-    temps: Vec<Option<TempPath>>,
+    temps: Vec<Option<TempFile>>,
     failpoints: bool,
 ) -> Result<(), InstallError> {
     let service = journal.service.clone();
     journal.phase = Phase::Swapping;
     save(state_dir, journal)?;
-    let mut dirs = BTreeSet::new();
+    let mut synced = BTreeSet::new();
     let mut remaining = temps.into_iter();
     for (i, (p, temp)) in plan.iter().zip(remaining.by_ref()).enumerate() {
         if i == 1 && failpoints {
             failpoint("between-renames");
         }
-        let result = match temp {
-            Some(temp) => temp.persist(&p.target).map_err(|e| e.error),
-            None => match fs::remove_file(&p.target) {
-                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-                other => other,
-            },
-        };
-        result.map_err(|source| InstallError::Io {
-            service: service.clone(),
-            action: if p.content.is_some() { "move the new file into place at" } else { "remove" },
-            path: p.target.clone(),
-            source,
-        })?;
-        dirs.insert(p.target.parent().unwrap_or(Path::new("/")).to_path_buf());
+        match temp {
+            Some(temp) => temp.persist(&p.target),
+            None => p.target.remove(),
+        }
+        .map_err(|e| fs_error(&service, e))?;
     }
-    for dir in dirs {
-        fsync_dir(&dir).map_err(|source| InstallError::Io {
-            service: service.clone(),
-            action: "sync the directory",
-            path: dir.clone(),
-            source,
-        })?;
+    for p in plan {
+        if synced.insert(p.target.dir_path().to_path_buf()) {
+            p.target.sync_dir().map_err(|e| fs_error(&service, e))?;
+        }
     }
     journal.phase = Phase::Swapped;
     save(state_dir, journal)
@@ -702,43 +739,58 @@ fn swap(
 /// Puts the files of `backup_dir` back in place by a journalled restore, then runs `reload`
 /// if given. `Ok(None)`: restored, no reload asked; `Ok(Some(result))`: restored, and how the
 /// reload went. On error the restore journal is left for the next recovery.
+///
+/// `allowed`, when given (recovery), lists the only targets the manifest may name: those the
+/// configuration gives the service.
 fn restore_backup(
     state_dir: &Path,
     service: &str,
     backup_dir: &Path,
     reload: Option<&ReloadCommand>,
+    allowed: Option<&BTreeSet<PathBuf>>,
 ) -> Result<Option<Result<ReloadOutput, ReloadError>>, InstallError> {
     let manifest = backup::read_manifest(backup_dir).map_err(|reason| InstallError::Backup {
         service: service.to_string(),
         path: backup_dir.to_path_buf(),
         reason,
     })?;
+    if manifest.service != service {
+        return Err(InstallError::Backup {
+            service: service.to_string(),
+            path: backup_dir.to_path_buf(),
+            reason: format!("the backup is of the service {:?}", manifest.service),
+        });
+    }
     let mut plan = Vec::with_capacity(manifest.files.len());
     for f in &manifest.files {
+        if let Some(allowed) = allowed
+            && !allowed.contains(&f.target)
+        {
+            return Err(InstallError::Backup {
+                service: service.to_string(),
+                path: backup_dir.to_path_buf(),
+                reason: format!(
+                    "its manifest names {}, which is not a file the configuration gives this service",
+                    f.target.display()
+                ),
+            });
+        }
         let content = if f.existed {
             let path = backup::file_in(backup_dir, f.role);
-            let mut bytes = Zeroizing::new(Vec::new());
-            File::open(&path).and_then(|mut file| file.read_to_end(&mut bytes)).map_err(|source| {
-                InstallError::Io {
-                    service: service.to_string(),
-                    action: "read the backup",
-                    path: path.clone(),
-                    source,
-                }
-            })?;
+            let bytes = safe_fs::read_trusted(&path, limits::PEM_FILE).map_err(|e| fs_error(service, e))?;
             Some(bytes)
         } else {
             None
         };
         let default_mode = if f.role.is_secret() { 0o600 } else { 0o644 };
+        let target = resolve_target(service, &f.target)?;
         plan.push(Planned {
             role: f.role,
-            target: f.target.clone(),
+            path: target.path(),
+            target,
             content,
-            uid: f.uid,
-            gid: f.gid,
+            owner: Ownership { uid: f.uid, gid: f.gid, strict: false },
             mode: f.mode.unwrap_or(default_mode) & 0o777,
-            strict_owner: false,
         });
     }
 
@@ -746,7 +798,7 @@ fn restore_backup(
     save(state_dir, &journal)?;
     let temps = stage(service, &plan)?;
     for (file, temp) in journal.files.iter_mut().zip(&temps) {
-        file.temp = temp.as_ref().map(|t| t.to_path_buf());
+        file.temp = temp.as_ref().map(TempFile::path);
     }
     journal.phase = Phase::Prepared;
     save(state_dir, &journal)?;
@@ -775,7 +827,7 @@ fn rollback(
     reload: Option<&ReloadCommand>,
 ) -> RollbackOutcome {
     let backup_dir = backup_dir.to_path_buf();
-    match restore_backup(state_dir, service, &backup_dir, reload) {
+    match restore_backup(state_dir, service, &backup_dir, reload, None) {
         Ok(None) => RollbackOutcome::Restored { backup_dir, reloaded: false },
         Ok(Some(Ok(_))) => RollbackOutcome::Restored { backup_dir, reloaded: true },
         Ok(Some(Err(e))) => RollbackOutcome::RestoredReloadFailed { backup_dir, error: Box::new(e) },
@@ -865,29 +917,88 @@ impl fmt::Display for RecoveryReport {
 
 /// Repairs whatever interrupted installs left behind (see the module documentation for the
 /// rule). Call it at the start of every run that changes anything, holding the run lock.
-pub fn recover(state_dir: &Path) -> Vec<RecoveryReport> {
+///
+/// `configured` is every service of the configuration: a journal is acted on only when it
+/// belongs to one of them and names only the files that service's configuration gives it
+/// (resolved as an install resolves them), and its backup lies in that service's backup
+/// directory. Anything else — a journal planted by someone, or left by a service since removed
+/// from the configuration — is set aside untouched and reported as failed, naming why.
+pub fn recover(state_dir: &Path, configured: &[InstallTarget]) -> Vec<RecoveryReport> {
+    let dir = state_dir.join(super::JOURNAL_DIR);
+    let failed = |journal: PathBuf, error: String| RecoveryReport {
+        service: String::new(),
+        journal,
+        operation: None,
+        phase: None,
+        backup_dir: None,
+        outcome: RecoveryOutcome::Failed { error, kept_journal: None },
+        pairing: Pairing::NotChecked("recovery failed".into()),
+    };
+    if let Err(e) = safe_fs::check_trusted_tree(&dir) {
+        return vec![failed(dir, format!("the journals are not trusted, none was acted on: {e}"))];
+    }
     let journals = match journal::list(state_dir) {
         Ok(j) => j,
         Err(e) => {
-            let dir = state_dir.join(super::JOURNAL_DIR);
-            return vec![RecoveryReport {
-                service: String::new(),
-                journal: dir.clone(),
-                operation: None,
-                phase: None,
-                backup_dir: None,
-                outcome: RecoveryOutcome::Failed {
-                    error: format!("cannot list the journals in {}: {e}", dir.display()),
-                    kept_journal: None,
-                },
-                pairing: Pairing::NotChecked("recovery failed".into()),
-            }];
+            return vec![failed(dir.clone(), format!("cannot list the journals in {}: {e}", dir.display()))];
         }
     };
-    journals.iter().map(|path| recover_one(state_dir, path)).collect()
+    journals.iter().map(|path| recover_one(state_dir, path, configured)).collect()
 }
 
-fn recover_one(state_dir: &Path, path: &Path) -> RecoveryReport {
+/// The files the configuration gives `target`'s service, as written and as resolved.
+fn configured_files(target: &InstallTarget) -> BTreeSet<PathBuf> {
+    let mut out = BTreeSet::new();
+    for path in [Some(&target.certificate), target.key.as_ref(), target.chain.as_ref()].into_iter().flatten()
+    {
+        out.insert(path.clone());
+        if let Ok(resolved) = safe_fs::resolve(path) {
+            out.insert(resolved.path());
+        }
+    }
+    out
+}
+
+/// Why a journal must not be acted on, if it must not.
+fn refuse_journal(
+    state_dir: &Path,
+    path: &Path,
+    j: &Journal,
+    configured: &[InstallTarget],
+) -> Option<String> {
+    let Some(target) = configured.iter().find(|t| t.service == j.service) else {
+        return Some(format!(
+            "it is for the service {:?}, which is not configured; it was not acted on",
+            j.service
+        ));
+    };
+    if path != journal::path(state_dir, &j.service) {
+        return Some(format!("it names the service {:?}, whose journal has another name", j.service));
+    }
+    let allowed = configured_files(target);
+    if let Some(f) = j.files.iter().find(|f| !allowed.contains(&f.target)) {
+        return Some(format!(
+            "it names {}, which is not a file the configuration gives the service {}; it was not acted on",
+            f.target.display(),
+            j.service
+        ));
+    }
+    if let Some(dir) = &j.backup_dir {
+        let own = backup::service_dir(state_dir, &j.service);
+        let inside = dir.parent() == Some(own.as_path())
+            && dir.file_name().is_some_and(|n| backup::is_backup_name(&n.to_string_lossy()));
+        if !inside {
+            return Some(format!(
+                "its backup {} is not one of the service's backups in {}; it was not acted on",
+                dir.display(),
+                own.display()
+            ));
+        }
+    }
+    None
+}
+
+fn recover_one(state_dir: &Path, path: &Path, configured: &[InstallTarget]) -> RecoveryReport {
     let j = match journal::read(path) {
         Ok(j) => j,
         Err(reason) => {
@@ -906,11 +1017,27 @@ fn recover_one(state_dir: &Path, path: &Path) -> RecoveryReport {
             };
         }
     };
-    let result = recover_journal(state_dir, &j).and_then(|outcome| {
+    if let Some(why) = refuse_journal(state_dir, path, &j, configured) {
+        return RecoveryReport {
+            service: j.service.clone(),
+            journal: path.to_path_buf(),
+            operation: Some(j.operation),
+            phase: Some(j.phase),
+            backup_dir: j.backup_dir.clone(),
+            outcome: RecoveryOutcome::Failed {
+                error: format!("journal {}: {why}", path.display()),
+                kept_journal: set_aside(path),
+            },
+            pairing: Pairing::NotChecked("not acted on".into()),
+        };
+    }
+    let allowed =
+        configured.iter().find(|t| t.service == j.service).map(configured_files).unwrap_or_default();
+    let result = recover_journal(state_dir, &j, &allowed).and_then(|outcome| {
         // A restore removes its own journal; this clears the others.
-        match fs::remove_file(path) {
+        match std::fs::remove_file(path) {
             Ok(()) => {
-                let _ = fsync_dir(&state_dir.join(super::JOURNAL_DIR));
+                let _ = safe_fs::fsync_dir(&state_dir.join(super::JOURNAL_DIR));
                 Ok(outcome)
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(outcome),
@@ -935,11 +1062,15 @@ fn recover_one(state_dir: &Path, path: &Path) -> RecoveryReport {
     }
 }
 
-fn recover_journal(state_dir: &Path, j: &Journal) -> Result<RecoveryOutcome, String> {
+fn recover_journal(
+    state_dir: &Path,
+    j: &Journal,
+    allowed: &BTreeSet<PathBuf>,
+) -> Result<RecoveryOutcome, String> {
     let backup_dir =
         || j.backup_dir.clone().ok_or_else(|| format!("the journal of {} names no backup", j.service));
     let restore = |dir: &Path| {
-        restore_backup(state_dir, &j.service, dir, None)
+        restore_backup(state_dir, &j.service, dir, None, Some(allowed))
             .map(|_| RecoveryOutcome::RolledBack)
             .map_err(|e| e.to_string())
     };
@@ -983,10 +1114,10 @@ fn recover_journal(state_dir: &Path, j: &Journal) -> Result<RecoveryOutcome, Str
     }
 }
 
-/// Best effort: new material taken back out is kept in the backup's `rejected/`.
+/// Best effort: new material taken back out is kept in the backup's `rejected/` (read bounded,
+/// without following a link someone else made).
 fn keep_rejected(backup_dir: &Path, role: Role, source: &Path) {
-    let mut bytes = Zeroizing::new(Vec::new());
-    if File::open(source).and_then(|mut f| f.read_to_end(&mut bytes)).is_ok() {
+    if let Ok(Some((bytes, _))) = safe_fs::resolve(source).and_then(|t| t.read_existing(limits::PEM_FILE)) {
         let _ = backup::preserve_rejected(backup_dir, role, &bytes);
     }
 }
@@ -994,42 +1125,36 @@ fn keep_rejected(backup_dir: &Path, role: Role, source: &Path) {
 /// Deletes the journal's temporary files: those it lists, and (for a run killed while
 /// preparing, before it could list them) those in the targets' directories with its prefixes.
 fn remove_temps(j: &Journal) -> Result<(), String> {
-    let remove = |p: &Path| match fs::remove_file(p) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => {
-            Err(format!("service {}: cannot remove the temporary file {}: {e}", j.service, p.display()))
-        }
-        _ => Ok(()),
-    };
     for f in &j.files {
-        if let Some(temp) = &f.temp {
-            remove(temp)?;
-        }
-        let Some(dir) = f.target.parent() else {
+        let Ok(target) = safe_fs::resolve(&f.target) else {
             continue;
         };
-        let Ok(entries) = fs::read_dir(dir) else {
-            continue;
-        };
-        for entry in entries.filter_map(Result::ok) {
-            let name = entry.file_name();
-            let name = name.to_string_lossy();
-            if name.starts_with(&f.temp_prefix) && name.ends_with(".tmp") {
-                remove(&entry.path())?;
-            }
-        }
+        // A listed temporary file is in the target's directory and has the journal's prefix.
+        target.remove_siblings(&f.temp_prefix, ".tmp").map_err(|e| {
+            format!("service {}: cannot remove the temporary files of {}: {e}", j.service, f.target.display())
+        })?;
     }
     Ok(())
 }
 
-/// Moves an unrecoverable journal aside so that later runs are not blocked by it.
+/// Moves an unrecoverable journal aside so that later runs are not blocked by it; a name
+/// already taken is never overwritten.
 fn set_aside(path: &Path) -> Option<PathBuf> {
-    let mut name = path.file_name()?.to_os_string();
-    name.push(format!(".failed-{}", utc_stamp(unix_now())));
-    let dest = path.with_file_name(name);
-    fs::rename(path, &dest).ok().map(|()| dest)
+    let stamp = utc_stamp(unix_now());
+    for n in 1..1000 {
+        let mut name = path.file_name()?.to_os_string();
+        name.push(if n == 1 { format!(".failed-{stamp}") } else { format!(".failed-{stamp}-{n}") });
+        let dest = path.with_file_name(name);
+        if std::fs::symlink_metadata(&dest).is_ok() {
+            continue;
+        }
+        return std::fs::rename(path, &dest).ok().map(|()| dest);
+    }
+    None
 }
 
-/// Checks with OpenSSL that the key in place belongs to the certificate in place.
+/// Checks with OpenSSL that the key in place belongs to the certificate in place (both read
+/// bounded; an encrypted key is reported, never asked a passphrase for).
 fn check_pairing(files: &[JournalFile]) -> Pairing {
     let find = |role| files.iter().find(|f| f.role == role).map(|f| f.target.as_path());
     let (cert_path, key_path) = match (find(Role::Combined), find(Role::Certificate), find(Role::Key)) {
@@ -1037,28 +1162,27 @@ fn check_pairing(files: &[JournalFile]) -> Pairing {
         (None, Some(c), Some(k)) => (c, k),
         _ => return Pairing::NotChecked("no certificate and key to compare".into()),
     };
-    match (cert_path.exists(), key_path.exists()) {
-        (false, false) => return Pairing::NotChecked("neither file is there".into()),
-        (true, false) => {
+    let read = |p: &Path| safe_fs::resolve(p).and_then(|t| t.read_existing(limits::PEM_FILE));
+    let (cert_bytes, key_bytes) = match (read(cert_path), read(key_path)) {
+        (Ok(None), Ok(None)) => return Pairing::NotChecked("neither file is there".into()),
+        (Ok(Some(_)), Ok(None)) => {
             return Pairing::Mismatched(format!(
                 "the certificate {} is there but the key {} is not",
                 cert_path.display(),
                 key_path.display()
             ));
         }
-        (false, true) => {
+        (Ok(None), Ok(Some(_))) => {
             return Pairing::Mismatched(format!(
                 "the key {} is there but the certificate {} is not",
                 key_path.display(),
                 cert_path.display()
             ));
         }
-        (true, true) => {}
-    }
-    let cert = match fs::read(cert_path)
-        .map_err(|e| e.to_string())
-        .and_then(|b| X509::from_pem(&b).map_err(|e| e.to_string()))
-    {
+        (Err(e), _) | (_, Err(e)) => return Pairing::Mismatched(format!("cannot be read: {e}")),
+        (Ok(Some((c, _))), Ok(Some((k, _)))) => (c, k),
+    };
+    let cert = match X509::from_pem(&cert_bytes) {
         Ok(c) => c,
         Err(e) => {
             return Pairing::Mismatched(format!(
@@ -1067,14 +1191,17 @@ fn check_pairing(files: &[JournalFile]) -> Pairing {
             ));
         }
     };
-    let key_bytes = match fs::read(key_path) {
-        Ok(b) => Zeroizing::new(b),
-        Err(e) => {
-            return Pairing::Mismatched(format!("the key {} is unreadable: {e}", key_path.display()));
-        }
-    };
-    let key = match PKey::private_key_from_pem(&key_bytes) {
+    // The callback answers OpenSSL's passphrase prompt with nothing: a nightly run never waits
+    // on a terminal.
+    let key = match PKey::private_key_from_pem_callback(&key_bytes, |_| Ok(0)) {
         Ok(k) => k,
+        Err(_) if key_bytes.windows(9).any(|w| w == b"ENCRYPTED") => {
+            return Pairing::Mismatched(format!(
+                "the key {} is encrypted: it cannot be checked (a nightly run has no passphrase), \
+                 and a daemon reloaded unattended cannot use it either",
+                key_path.display()
+            ));
+        }
         Err(_) => {
             return Pairing::Mismatched(format!(
                 "the key {} is not a readable PEM private key",

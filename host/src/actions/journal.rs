@@ -13,7 +13,7 @@
 //! `done`. At `done` the journal is deleted; a journal that says `done` is simply cleared.
 
 use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -133,16 +133,11 @@ pub struct Journal {
 }
 
 impl Journal {
-    /// Writes the journal atomically to its place in `state_dir`.
+    /// Writes the journal atomically (and link-safely, `0600`) to its place in `state_dir`.
     pub fn save(&self, state_dir: &Path) -> io::Result<()> {
-        let dir = state_dir.join(JOURNAL_DIR);
-        let json = serde_json::to_vec_pretty(self).map_err(io::Error::other)?;
-        let mut tmp = tempfile::Builder::new().prefix(".journal-").suffix(".tmp").tempfile_in(&dir)?;
-        tmp.write_all(&json)?;
-        tmp.write_all(b"\n")?;
-        tmp.as_file().sync_all()?;
-        tmp.persist(path(state_dir, &self.service)).map_err(|e| e.error)?;
-        fsync_dir(&dir)
+        let mut json = serde_json::to_vec_pretty(self).map_err(io::Error::other)?;
+        json.push(b'\n');
+        crate::fs::write_atomic(&path(state_dir, &self.service), &json, 0o600).map_err(io::Error::from)
     }
 }
 
@@ -153,7 +148,8 @@ pub fn path(state_dir: &Path, service: &str) -> PathBuf {
 
 /// Reads a journal file.
 pub fn read(path: &Path) -> Result<Journal, String> {
-    let bytes = fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
+    let bytes = crate::fs::read_trusted(path, crate::fs::limits::STATE_FILE)
+        .map_err(|e| format!("cannot read: {e}"))?;
     let journal: Journal = serde_json::from_slice(&bytes).map_err(|e| format!("not a journal: {e}"))?;
     if journal.version != JOURNAL_VERSION {
         return Err(format!("journal version {} is not {JOURNAL_VERSION}", journal.version));
@@ -184,7 +180,7 @@ pub fn list(state_dir: &Path) -> io::Result<Vec<PathBuf>> {
         let entry = entry?;
         let name = entry.file_name();
         let name = name.to_string_lossy();
-        if name.starts_with(".journal-") && name.ends_with(".tmp") {
+        if name.starts_with(".tmp-") && name.ends_with(".tmp") {
             let _ = fs::remove_file(entry.path());
         } else if name.ends_with(".json") && !name.starts_with('.') {
             out.push(entry.path());
@@ -230,9 +226,9 @@ mod tests {
         assert!(text.contains("\"operation\": \"install\""), "{text}");
         assert_eq!(read(&p).expect("parse"), j);
 
-        fs::write(tmp.path().join("journal/.journal-abc.tmp"), b"{").expect("stray");
+        fs::write(tmp.path().join("journal/.tmp-abc.tmp"), b"{").expect("stray");
         assert_eq!(list(tmp.path()).expect("list"), vec![p.clone()]);
-        assert!(!tmp.path().join("journal/.journal-abc.tmp").exists());
+        assert!(!tmp.path().join("journal/.tmp-abc.tmp").exists());
 
         remove(tmp.path(), &j.service).expect("remove");
         remove(tmp.path(), &j.service).expect("remove twice");

@@ -52,6 +52,8 @@ pub fn acquire(state_dir: &Path, wait: Duration) -> Result<RunLock, LockError> {
         .create(true)
         .truncate(false)
         .mode(0o600)
+        // A link planted where the lock file goes is never opened (and never truncated).
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
         .open(&path)
         .map_err(io_err)?;
 
@@ -133,6 +135,19 @@ mod tests {
         thread::sleep(Duration::from_millis(200));
         drop(first);
         handle.join().expect("join").expect("second gets it");
+    }
+
+    #[test]
+    fn a_link_where_the_lock_goes_is_not_followed_or_truncated() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let state = tmp.path().join("s");
+        crate::actions::ensure_state_dir(&state).expect("state");
+        let victim = tmp.path().join("victim");
+        std::fs::write(&victim, "keep me").expect("victim");
+        std::os::unix::fs::symlink(&victim, state.join("lock")).expect("link");
+        let err = acquire(&state, Duration::ZERO).expect_err("refused");
+        assert!(matches!(err, LockError::Io { .. }), "{err}");
+        assert_eq!(std::fs::read_to_string(&victim).expect("victim"), "keep me");
     }
 
     #[test]

@@ -35,11 +35,8 @@ pub mod reload;
 
 mod backup;
 
-use std::fs::{self, DirBuilder, File};
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use errors::{ActionError, InstallError, LockError, ReloadError, RollbackOutcome};
 pub use install::{
@@ -90,11 +87,17 @@ pub(crate) fn failpoint(name: &'static str) {
 pub(crate) fn failpoint(_name: &'static str) {}
 
 /// Creates the state directory and its `journal/` and `backups/` subdirectories, `0700`, if
-/// they are missing. `journal/` and `backups/` are also tightened to `0700` if they exist with
+/// they are missing; `journal/` and `backups/` are also tightened to `0700` if they exist with
 /// wider permissions (they describe and hold private keys); an existing state directory itself
-/// is left as it is.
+/// is left as it is. Then checks that the state directory, every directory above it and
+/// everything in it is controlled by root (or the running user) only — its journals name files
+/// a run rewrites as root — and refuses it otherwise, naming the file and the fix.
 pub fn ensure_state_dir(state_dir: &Path) -> Result<(), ActionError> {
-    create_state_dirs(state_dir).map_err(|(path, source)| ActionError::StateDir { path, source })
+    create_state_dirs(state_dir).map_err(|(path, source)| ActionError::StateDir { path, source })?;
+    crate::fs::check_trusted_tree(state_dir).map_err(|e| ActionError::StateDir {
+        path: state_dir.to_path_buf(),
+        source: io::Error::new(io::ErrorKind::PermissionDenied, e.to_string()),
+    })
 }
 
 pub(crate) fn create_state_dirs(state_dir: &Path) -> Result<(), (PathBuf, io::Error)> {
@@ -105,42 +108,25 @@ pub(crate) fn create_state_dirs(state_dir: &Path) -> Result<(), (PathBuf, io::Er
 }
 
 /// Creates `dir` (and missing parents) with mode 0700; with `tighten`, also chmods an existing
-/// directory to 0700.
+/// directory to 0700. A directory owned by another user is refused (see
+/// [`crate::fs::create_private_dir`]).
 pub(crate) fn create_private_dir(dir: &Path, tighten: bool) -> Result<(), (PathBuf, io::Error)> {
-    let err = |e| (dir.to_path_buf(), e);
-    match fs::metadata(dir) {
-        Ok(meta) if meta.is_dir() => {
-            if tighten && meta.permissions().mode() & 0o777 != 0o700 {
-                fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(err)?;
-            }
-            Ok(())
-        }
-        Ok(_) => Err(err(io::Error::new(io::ErrorKind::AlreadyExists, "exists and is not a directory"))),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(err)
-        }
-        Err(e) => Err(err(e)),
-    }
+    crate::fs::create_private_dir(dir, tighten).map_err(|e| (dir.to_path_buf(), io::Error::from(e)))
 }
 
 /// fsyncs a directory, so that renames and creations in it are durable.
 pub(crate) fn fsync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
+    crate::fs::fsync_dir(dir).map_err(io::Error::from)
 }
 
-/// Seconds since the Unix epoch, now.
+/// Seconds since the Unix epoch, now (see [`crate::time`]).
 pub(crate) fn unix_now() -> i64 {
-    match SystemTime::now().duration_since(UNIX_EPOCH) {
-        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
-        Err(e) => -i64::try_from(e.duration().as_secs()).unwrap_or(i64::MAX),
-    }
+    crate::time::unix_now()
 }
 
-/// `YYYYmmddTHHMMSSZ` for a Unix timestamp (UTC).
+/// `YYYYmmddTHHMMSSZ` for a Unix timestamp (UTC; see [`crate::time::stamp`]).
 pub(crate) fn utc_stamp(unix: i64) -> String {
-    chrono::DateTime::from_timestamp(unix, 0)
-        .map(|t| t.format("%Y%m%dT%H%M%SZ").to_string())
-        .unwrap_or_else(|| format!("{unix}"))
+    crate::time::stamp(unix)
 }
 
 /// A service name as a file name: ASCII letters, digits, `_` and `-` stay, every other byte
@@ -196,6 +182,9 @@ mod tests {
         assert_ne!(encode_service("a_b"), encode_service("a/b"));
         assert_ne!(encode_service("a.b"), encode_service("a%2Eb"));
     }
+
+    use std::fs;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn state_dirs_are_created_private_and_tightened() {

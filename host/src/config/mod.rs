@@ -164,10 +164,14 @@ pub struct ServiceConfig {
     pub owner: Option<String>,
     /// `group`: group name or numeric gid of the installed files.
     pub group: Option<String>,
-    /// `certificate-mode`: default 0644, or 0600 for `combined` (the file holds the key).
-    pub certificate_mode: u32,
-    /// `key-mode`: default 0600 (`separate` layout only).
-    pub key_mode: u32,
+    /// `certificate-mode`, if set: the mode of the certificate and chain files, or of the one
+    /// file of `combined` (which holds the key). Not set: an existing file keeps its mode (a file
+    /// holding a key loses any bit for others); a new one gets [`DEFAULT_CERTIFICATE_MODE`]
+    /// (`combined`: [`DEFAULT_KEY_MODE`]).
+    pub certificate_mode: Option<u32>,
+    /// `key-mode`, if set (`separate` layout only). Not set: an existing key keeps its mode less
+    /// any bit for others; a new one gets [`DEFAULT_KEY_MODE`].
+    pub key_mode: Option<u32>,
     /// `allow-world-readable-key`: accept a key (or combined file) mode readable by others.
     pub allow_world_readable_key: bool,
     /// `reload`: the commands run in order after installing, each an argv (never through a
@@ -192,8 +196,8 @@ impl ServiceConfig {
             names: Vec::new(),
             owner: None,
             group: None,
-            certificate_mode: DEFAULT_CERTIFICATE_MODE,
-            key_mode: DEFAULT_KEY_MODE,
+            certificate_mode: None,
+            key_mode: None,
             allow_world_readable_key: false,
             reload: Vec::new(),
             reload_timeout: DEFAULT_RELOAD_TIMEOUT,
@@ -207,7 +211,6 @@ impl ServiceConfig {
         ServiceConfig {
             key: None,
             layout: Layout::Combined,
-            certificate_mode: DEFAULT_KEY_MODE,
             ..ServiceConfig::separate(name, file, PathBuf::new())
         }
     }

@@ -15,8 +15,8 @@ use super::names::{is_dns_name, is_dns_name_or_wildcard};
 use super::raw::{RawConfig, RawService, StringOrInteger};
 use super::types::Layout;
 use super::{
-    Config, DEFAULT_CERTIFICATE_MODE, DEFAULT_KEY_MODE, DEFAULT_RELOAD_TIMEOUT, DEFAULT_STATE_DIR,
-    PlaceholderConfig, PolicyConfig, ServiceConfig, TrustConfig,
+    Config, DEFAULT_RELOAD_TIMEOUT, DEFAULT_STATE_DIR, PlaceholderConfig, PolicyConfig, ServiceConfig,
+    TrustConfig,
 };
 
 /// The longest validity a placeholder may have (the CA/Browser Forum's old 825-day cap).
@@ -429,14 +429,14 @@ impl Resolver<'_> {
         let owner = raw.owner.as_ref().and_then(|o| self.account(o, svc, "owner"));
         let group = raw.group.as_ref().and_then(|g| self.account(g, svc, "group"));
 
+        // The modes the configuration sets (`Some(None)`: not set; `None`: a bad value, already
+        // reported).
         let certificate_mode = match &raw.certificate_mode {
-            Some(m) => self.mode(m, svc, "certificate-mode"),
-            None if layout == Layout::Combined => Some(DEFAULT_KEY_MODE),
-            None => Some(DEFAULT_CERTIFICATE_MODE),
+            Some(m) => self.mode(m, svc, "certificate-mode").map(Some),
+            None => Some(None),
         };
         let key_mode = match (layout, &raw.key_mode) {
-            (Layout::Separate, Some(m)) => self.mode(m, svc, "key-mode"),
-            (Layout::Separate, None) => Some(DEFAULT_KEY_MODE),
+            (Layout::Separate, Some(m)) => self.mode(m, svc, "key-mode").map(Some),
             (Layout::Combined, Some(m)) => {
                 self.error(
                     Some(m.span()),
@@ -446,16 +446,18 @@ impl Resolver<'_> {
                 );
                 None
             }
-            (Layout::Combined, None) => Some(DEFAULT_KEY_MODE),
+            (_, None) => Some(None),
         };
         let allow_world_readable_key = raw.allow_world_readable_key.unwrap_or(false);
 
         // The mode of the file that holds the private key.
         let (key_mode_key, key_mode_span, key_file_mode) = match layout {
-            Layout::Separate => ("key-mode", raw.key_mode.as_ref().map(Spanned::span), key_mode),
-            Layout::Combined => {
-                ("certificate-mode", raw.certificate_mode.as_ref().map(Spanned::span), certificate_mode)
-            }
+            Layout::Separate => ("key-mode", raw.key_mode.as_ref().map(Spanned::span), key_mode.flatten()),
+            Layout::Combined => (
+                "certificate-mode",
+                raw.certificate_mode.as_ref().map(Spanned::span),
+                certificate_mode.flatten(),
+            ),
         };
         if let Some(mode) = key_file_mode {
             if mode & 0o004 != 0 && !allow_world_readable_key {

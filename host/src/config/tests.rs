@@ -99,8 +99,8 @@ fn example_file_round_trip() {
             names: vec!["www.example.com".into()],
             owner: Some("root".into()),
             group: Some("ssl-cert".into()),
-            certificate_mode: 0o644,
-            key_mode: 0o640,
+            certificate_mode: Some(0o644),
+            key_mode: Some(0o640),
             allow_world_readable_key: false,
             reload: vec![vec!["systemctl".into(), "reload".into(), "nginx".into()]],
             reload_timeout: Duration::from_secs(30),
@@ -117,7 +117,7 @@ fn example_file_round_trip() {
     assert_eq!(haproxy.layout, Layout::Combined);
     assert_eq!(haproxy.key, None);
     assert_eq!(haproxy.key_file(), Path::new("/etc/haproxy/certs/host.pem"));
-    assert_eq!(haproxy.certificate_mode, 0o600);
+    assert_eq!(haproxy.certificate_mode, Some(0o600));
     let dovecot = c.service("dovecot").unwrap();
     assert_eq!(
         *dovecot,
@@ -147,7 +147,8 @@ fn service_defaults() {
     let c = parse_ok(SVC);
     assert_eq!(c.services, vec![ServiceConfig::separate("nginx", "/etc/ssl/c.pem", "/etc/ssl/k.pem")]);
     let s = &c.services[0];
-    assert_eq!((s.certificate_mode, s.key_mode, s.reload_timeout), (0o644, 0o600, Duration::from_secs(30)));
+    // Modes not set: the files keep theirs (new files get 0644 and 0600 when installed).
+    assert_eq!((s.certificate_mode, s.key_mode, s.reload_timeout), (None, None, Duration::from_secs(30)));
     assert_eq!((s.chain.as_ref(), s.owner.as_ref(), s.group.as_ref()), (None, None, None));
     assert!(s.reload.is_empty());
 
@@ -155,7 +156,7 @@ fn service_defaults() {
         "[[service]]\nname = \"haproxy\"\ncertificate = \"/etc/haproxy/all.pem\"\nlayout = \"combined\"\n",
     );
     assert_eq!(c.services, vec![ServiceConfig::combined("haproxy", "/etc/haproxy/all.pem")]);
-    assert_eq!(c.services[0].certificate_mode, 0o600);
+    assert_eq!(c.services[0].certificate_mode, None);
 }
 
 #[test]
@@ -326,9 +327,9 @@ fn layouts_and_their_keys() {
 #[test]
 fn modes() {
     let c = parse_ok(&format!("{SVC}certificate-mode = \"644\"\nkey-mode = \"0o640\"\n"));
-    assert_eq!((c.services[0].certificate_mode, c.services[0].key_mode), (0o644, 0o640));
+    assert_eq!((c.services[0].certificate_mode, c.services[0].key_mode), (Some(0o644), Some(0o640)));
     let c = parse_ok(&format!("{SVC}certificate-mode = 0o444\nkey-mode = 0o400\n"));
-    assert_eq!((c.services[0].certificate_mode, c.services[0].key_mode), (0o444, 0o400));
+    assert_eq!((c.services[0].certificate_mode, c.services[0].key_mode), (Some(0o444), Some(0o400)));
 
     let p = one_problem(&format!("{SVC}key-mode = 600\n"));
     assert!(
@@ -356,7 +357,7 @@ fn world_readable_keys_are_refused_unless_allowed() {
     );
 
     let c = parse_ok(&format!("{SVC}key-mode = \"0644\"\nallow-world-readable-key = true\n"));
-    assert_eq!(c.services[0].key_mode, 0o644);
+    assert_eq!(c.services[0].key_mode, Some(0o644));
     assert!(c.services[0].allow_world_readable_key);
 
     // For a combined file, certificate-mode is the key's mode.
@@ -372,7 +373,7 @@ fn world_readable_keys_are_refused_unless_allowed() {
 #[test]
 fn group_writable_keys_give_a_warning() {
     let c = parse_ok(&format!("{SVC}key-mode = \"0660\"\n"));
-    assert_eq!(c.services[0].key_mode, 0o660);
+    assert_eq!(c.services[0].key_mode, Some(0o660));
     assert_eq!(c.warnings.len(), 1);
     let w = c.warnings[0].to_string();
     assert!(

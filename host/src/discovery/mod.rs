@@ -340,8 +340,8 @@ impl Found {
         service.reload = self.reload.clone();
         service.probe = self.probe.clone();
         let (certificate_mode, key_mode) = self.modes();
-        service.certificate_mode = certificate_mode;
-        service.key_mode = key_mode;
+        service.certificate_mode = Some(certificate_mode);
+        service.key_mode = (self.layout == Layout::Separate).then_some(key_mode);
         service
     }
 

@@ -1,5 +1,7 @@
 //! Unit tests of installs, restores and recovery.
 
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::process::Command;
 use std::time::Duration;
 
@@ -106,8 +108,8 @@ fn install_over_existing_files_backs_them_up_byte_for_byte() {
     assert_eq!(fs::read(report.backup_dir.join("key")).expect("b"), *old.key_pem);
     assert_eq!(mode_of(&report.backup_dir.join("certificate")), 0o640);
     assert_eq!(mode_of(&report.backup_dir.join("key")), 0o600);
-    // The mode is the configured one, not the old file's.
-    assert_eq!(mode_of(&e.cert()), 0o644);
+    // No mode configured: the old file's mode is kept (what the administrator set).
+    assert_eq!(mode_of(&e.cert()), 0o640);
 }
 
 #[test]
@@ -116,8 +118,8 @@ fn configured_modes_owner_and_group() {
     let user = nix::unistd::User::from_uid(nix::unistd::geteuid()).expect("lookup").expect("current user");
     let group = nix::unistd::Group::from_gid(nix::unistd::getegid()).expect("lookup").expect("current group");
     let mut t = e.target();
-    t.certificate_mode = 0o640;
-    t.key_mode = 0o440;
+    t.certificate_mode = Some(0o640);
+    t.key_mode = Some(0o440);
     t.owner = Some(user.name.clone());
     t.group = Some(group.name.clone());
     install(&e.state, &t, &material("h.example"), None).expect("install");
@@ -145,13 +147,13 @@ fn unsafe_modes_and_inconsistent_targets_are_refused() {
     let e = env();
     let m = material("h.example");
     let mut t = e.target();
-    t.key_mode = 0o644;
+    t.key_mode = Some(0o644);
     let err = install(&e.state, &t, &m, None).expect_err("world-readable key");
     assert!(err.to_string().contains("0644"), "{err}");
     assert!(err.to_string().contains(&e.key().display().to_string()), "{err}");
 
     let mut t = e.target();
-    t.certificate_mode = 0o4755;
+    t.certificate_mode = Some(0o4755);
     assert!(install(&e.state, &t, &m, None).is_err());
 
     let mut t = e.target();
@@ -393,7 +395,7 @@ fn a_reload_that_times_out_is_killed_and_rolled_back() {
 fn a_pending_journal_blocks_the_install() {
     let e = env();
     crate::actions::ensure_state_dir(&e.state).expect("state");
-    let plan = plan_install(&e.target(), &material("h.example")).expect("plan");
+    let plan = plan_install(&e.target(), &material("h.example"), &mut Vec::new()).expect("plan");
     save(&e.state, &new_journal("nginx", Operation::Install, &plan, None)).expect("save");
     let err = install(&e.state, &e.target(), &material("h.example"), None).expect_err("pending");
     assert!(matches!(err, InstallError::PendingJournal { .. }), "{err}");
@@ -420,15 +422,15 @@ fn old_backups_are_pruned_to_the_newest_ten() {
 fn crashed_install(e: &Env, old: &Material, new: &Material, phase: Phase, renamed: usize) -> Journal {
     e.put(old);
     crate::actions::ensure_state_dir(&e.state).expect("state");
-    let plan = plan_install(&e.target(), new).expect("plan");
-    let targets: Vec<_> = plan.iter().map(|p| (p.role, p.target.clone())).collect();
+    let plan = plan_install(&e.target(), new, &mut Vec::new()).expect("plan");
+    let targets: Vec<_> = plan.iter().map(|p| (p.role, &p.target)).collect();
     let (backup_dir, _) = backup::create(&e.state, "nginx", &targets, unix_now()).expect("backup");
     let mut j = new_journal("nginx", Operation::Install, &plan, Some(backup_dir));
     for (i, (p, f)) in plan.iter().zip(j.files.iter_mut()).enumerate() {
         let temp = e.tls.join(format!("{}ABCDEFGH.tmp", f.temp_prefix));
         let content = p.content.as_ref().expect("content");
         if i < renamed {
-            fs::write(&p.target, &**content).expect("renamed");
+            fs::write(&p.path, &**content).expect("renamed");
         } else {
             fs::write(&temp, &**content).expect("temp");
         }
@@ -445,12 +447,12 @@ fn crashed_install(e: &Env, old: &Material, new: &Material, phase: Phase, rename
 }
 
 fn recover_single(e: &Env) -> RecoveryReport {
-    let mut reports = recover(&e.state);
+    let mut reports = recover(&e.state, &[e.target()]);
     assert_eq!(reports.len(), 1, "{reports:?}");
     let r = reports.remove(0);
     assert!(e.journal_dir_is_empty(), "journal left behind");
     assert!(e.stray_temps().is_empty(), "{:?}", e.stray_temps());
-    assert!(recover(&e.state).is_empty(), "a second recovery finds nothing");
+    assert!(recover(&e.state, &[e.target()]).is_empty(), "a second recovery finds nothing");
     r
 }
 
@@ -515,8 +517,8 @@ fn recover_swapped_into_an_empty_place_removes_the_new_files() {
     let e = env();
     crate::actions::ensure_state_dir(&e.state).expect("state");
     let new = material("new.example");
-    let plan = plan_install(&e.target(), &new).expect("plan");
-    let targets: Vec<_> = plan.iter().map(|p| (p.role, p.target.clone())).collect();
+    let plan = plan_install(&e.target(), &new, &mut Vec::new()).expect("plan");
+    let targets: Vec<_> = plan.iter().map(|p| (p.role, &p.target)).collect();
     let (backup_dir, _) = backup::create(&e.state, "nginx", &targets, unix_now()).expect("backup");
     e.put(&new);
     let mut j = new_journal("nginx", Operation::Install, &plan, Some(backup_dir));
@@ -568,7 +570,7 @@ fn recover_sets_aside_journals_it_cannot_use() {
     let e = env();
     crate::actions::ensure_state_dir(&e.state).expect("state");
     fs::write(e.state.join(JOURNAL_DIR).join("broken.json"), b"{ not json").expect("write");
-    let reports = recover(&e.state);
+    let reports = recover(&e.state, &[e.target()]);
     assert_eq!(reports.len(), 1);
     let RecoveryOutcome::Failed { error, kept_journal } = &reports[0].outcome else {
         panic!("{:?}", reports[0])
@@ -578,13 +580,13 @@ fn recover_sets_aside_journals_it_cannot_use() {
     assert!(kept.to_string_lossy().contains("broken.json.failed-"), "{}", kept.display());
     assert!(kept.exists());
     assert!(!reports[0].is_ok());
-    assert!(recover(&e.state).is_empty());
+    assert!(recover(&e.state, &[e.target()]).is_empty());
 
     // A journal mid-swap whose backup has gone cannot be rolled back: reported, set aside.
     let (old, new) = (material("old.example"), material("new.example"));
     let j = crashed_install(&e, &old, &new, Phase::Swapped, 2);
     fs::remove_dir_all(j.backup_dir.as_ref().expect("backup")).expect("rm");
-    let reports = recover(&e.state);
+    let reports = recover(&e.state, &[e.target()]);
     assert_eq!(reports.len(), 1);
     let msg = reports[0].to_string();
     assert!(msg.contains("service nginx") && msg.contains("could not be recovered"), "{msg}");
@@ -592,14 +594,14 @@ fn recover_sets_aside_journals_it_cannot_use() {
     // The files are left as they are: a consistent new pair.
     assert_eq!(reports[0].pairing, Pairing::Matched);
     e.assert_in_place(&new);
-    assert!(recover(&e.state).is_empty());
+    assert!(recover(&e.state, &[e.target()]).is_empty());
     install(&e.state, &e.target(), &material("next.example"), None).expect("not blocked");
 }
 
 #[test]
 fn no_state_means_nothing_to_recover() {
     let e = env();
-    assert!(recover(&e.state).is_empty());
+    assert!(recover(&e.state, &[e.target()]).is_empty());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -676,4 +678,194 @@ fn every_failpoint_is_repaired_by_the_next_recover() {
         install(&e.state, &e.target(), &new, None).expect("install after recovery");
         e.assert_in_place(&new);
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The filesystem is hostile (issue 11): links, planted journals, huge files, encrypted keys.
+
+fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
+const NOBODY: u32 = 65534;
+
+/// The service directory is given to `nobody`, who replaces `name` by a link to a victim file
+/// outside it (the link owned by `nobody`, as they would make it).
+fn plant_link(e: &Env, name: &str) -> PathBuf {
+    let victim = e.root.join("victim");
+    fs::write(&victim, "root:x:0:0:root:/root:/bin/sh\n").expect("victim");
+    std::os::unix::fs::chown(&e.tls, Some(NOBODY), Some(NOBODY)).expect("chown dir");
+    let link = e.tls.join(name);
+    let _ = fs::remove_file(&link);
+    std::os::unix::fs::symlink(&victim, &link).expect("symlink");
+    std::os::unix::fs::lchown(&link, Some(NOBODY), Some(NOBODY)).expect("lchown");
+    victim
+}
+
+#[test]
+fn a_link_planted_by_the_directory_owner_is_never_written_through() {
+    if !is_root() {
+        eprintln!("skipped: needs root to plant a link as another user");
+        return;
+    }
+    for (name, owner) in [("cert.pem", Some("nobody")), ("key.pem", None)] {
+        let e = env();
+        e.put(&material("old.example"));
+        let victim = plant_link(&e, name);
+        let before = fs::read(&victim).expect("victim");
+        let mut target = e.target();
+        target.owner = owner.map(str::to_string);
+        let err = install(&e.state, &target, &material("new.example"), None).expect_err("refused");
+        let msg = err.to_string();
+        assert!(msg.contains(&e.tls.join(name).display().to_string()), "{msg}");
+        assert!(msg.contains("symbolic link owned by uid 65534"), "{msg}");
+        assert_eq!(fs::read(&victim).expect("victim"), before, "{name}: the victim is untouched");
+        assert_eq!(mode_of(&victim), 0o644, "{name}");
+        assert_eq!(fs::metadata(&victim).expect("meta").uid(), 0, "{name}");
+        assert!(e.journal_dir_is_empty(), "{name}: nothing was started");
+    }
+}
+
+#[test]
+fn a_link_root_made_is_followed_and_stays_a_link() {
+    let e = env();
+    let archive = e.root.join("archive");
+    fs::create_dir(&archive).expect("archive");
+    let old = material("old.example");
+    fs::write(archive.join("cert1.pem"), &old.certificate_pem).expect("cert");
+    fs::write(archive.join("key1.pem"), &*old.key_pem).expect("key");
+    std::os::unix::fs::symlink("../archive/cert1.pem", e.cert()).expect("link");
+    std::os::unix::fs::symlink("../archive/key1.pem", e.key()).expect("link");
+    let new = material("new.example");
+    install(&e.state, &e.target(), &new, None).expect("install");
+    assert!(fs::symlink_metadata(e.cert()).expect("lstat").file_type().is_symlink());
+    assert_eq!(fs::read(archive.join("cert1.pem")).expect("cert"), new.certificate_pem);
+    e.assert_in_place(&new);
+}
+
+#[test]
+fn existing_owner_group_and_mode_are_kept_unless_configured() {
+    let e = env();
+    let old = material("old.example");
+    e.put(&old);
+    fs::set_permissions(e.key(), fs::Permissions::from_mode(0o640)).expect("chmod");
+    if is_root() {
+        std::os::unix::fs::chown(e.key(), None, Some(NOBODY)).expect("chgrp");
+    }
+    let gid = fs::metadata(e.key()).expect("meta").gid();
+    install(&e.state, &e.target(), &material("new.example"), None).expect("install");
+    assert_eq!(mode_of(&e.key()), 0o640, "the group can still read the key");
+    assert_eq!(fs::metadata(e.key()).expect("meta").gid(), gid);
+
+    // A key readable by everyone loses that bit, with a warning; configured modes win.
+    fs::set_permissions(e.key(), fs::Permissions::from_mode(0o644)).expect("chmod");
+    let report = install(&e.state, &e.target(), &material("third.example"), None).expect("install");
+    assert_eq!(mode_of(&e.key()), 0o640);
+    assert!(report.warnings.iter().any(|w| w.contains("readable by every user")), "{:?}", report.warnings);
+    let mut t = e.target();
+    t.key_mode = Some(0o600);
+    install(&e.state, &t, &material("fourth.example"), None).expect("install");
+    assert_eq!(mode_of(&e.key()), 0o600);
+}
+
+#[test]
+fn a_combined_file_gets_the_configured_certificate_mode() {
+    let e = env();
+    let mut t = InstallTarget::combined("haproxy", e.tls.join("all.pem"));
+    t.certificate_mode = Some(0o640);
+    install(&e.state, &t, &material("h.example"), None).expect("install");
+    assert_eq!(mode_of(&e.tls.join("all.pem")), 0o640);
+    // Not configured: a new combined file is 0600.
+    let t = InstallTarget::combined("other", e.tls.join("other.pem"));
+    install(&e.state, &t, &material("h.example"), None).expect("install");
+    assert_eq!(mode_of(&e.tls.join("other.pem")), 0o600);
+}
+
+#[test]
+fn a_huge_target_fails_the_install_without_being_copied() {
+    let e = env();
+    e.put(&material("old.example"));
+    fs::File::create(e.cert()).expect("create").set_len(2 * 1024 * 1024 * 1024).expect("sparse");
+    let err = install(&e.state, &e.target(), &material("new.example"), None).expect_err("too large");
+    assert!(err.to_string().contains("too large"), "{err}");
+    assert!(e.backups("nginx").iter().all(|b| !b.join("certificate").exists()));
+    assert_eq!(fs::metadata(e.cert()).expect("meta").len(), 2 * 1024 * 1024 * 1024);
+}
+
+#[test]
+fn journals_for_other_services_or_other_files_are_set_aside_untouched() {
+    let e = env();
+    let (old, new) = (material("old.example"), material("new.example"));
+    let j = crashed_install(&e, &old, &new, Phase::Swapped, 2);
+
+    // Not configured: the journal is not acted on, the files stay as they are.
+    let reports = recover(&e.state, &[InstallTarget::separate("other", e.root.join("a"), e.root.join("b"))]);
+    assert_eq!(reports.len(), 1);
+    let msg = reports[0].to_string();
+    assert!(msg.contains("not configured"), "{msg}");
+    assert!(!reports[0].is_ok());
+    e.assert_in_place(&new);
+
+    // Configured, but the journal names a file that is not the service's.
+    let mut forged = j.clone();
+    let victim = e.root.join("passwd");
+    fs::write(&victim, "root:x:0:0\n").expect("victim");
+    forged.files[0].target = victim.clone();
+    forged.save(&e.state).expect("journal");
+    let reports = recover(&e.state, &[e.target()]);
+    let msg = reports[0].to_string();
+    assert!(
+        msg.contains(&victim.display().to_string()) && msg.contains("not a file the configuration"),
+        "{msg}"
+    );
+    assert_eq!(fs::read_to_string(&victim).expect("victim"), "root:x:0:0\n");
+
+    // A backup outside the service's own backups is refused too.
+    let mut forged = j.clone();
+    forged.backup_dir = Some(e.root.clone());
+    forged.save(&e.state).expect("journal");
+    let msg = recover(&e.state, &[e.target()])[0].to_string();
+    assert!(msg.contains("is not one of the service's backups"), "{msg}");
+    e.assert_in_place(&new);
+}
+
+#[test]
+fn set_aside_journals_never_overwrite_each_other() {
+    let e = env();
+    crate::actions::ensure_state_dir(&e.state).expect("state");
+    let journal = e.state.join(JOURNAL_DIR).join("nginx.json");
+    let mut kept = Vec::new();
+    for text in ["one", "two", "three"] {
+        fs::write(&journal, text).expect("write");
+        let r = recover(&e.state, &[e.target()]);
+        let RecoveryOutcome::Failed { kept_journal: Some(k), .. } = &r[0].outcome else { panic!("{r:?}") };
+        kept.push(k.clone());
+    }
+    let texts: Vec<String> = kept.iter().map(|k| fs::read_to_string(k).expect("kept")).collect();
+    assert_eq!(texts, ["one", "two", "three"], "{kept:?}");
+}
+
+#[test]
+fn an_encrypted_key_is_reported_not_asked_a_passphrase_for() {
+    let e = env();
+    let m = material("h.example");
+    let key = PKey::private_key_from_pem(&m.key_pem).expect("key");
+    let encrypted = key
+        .private_key_to_pem_pkcs8_passphrase(openssl::symm::Cipher::aes_256_cbc(), b"secret")
+        .expect("encrypt");
+    fs::write(e.cert(), &m.certificate_pem).expect("cert");
+    fs::write(e.key(), &encrypted).expect("key");
+    let files = [
+        JournalFile {
+            role: Role::Certificate,
+            target: e.cert(),
+            temp: None,
+            temp_prefix: "x".into(),
+            remove: false,
+        },
+        JournalFile { role: Role::Key, target: e.key(), temp: None, temp_prefix: "y".into(), remove: false },
+    ];
+    // Run with no terminal at all: OpenSSL's default prompt would block or fail on /dev/tty.
+    let Pairing::Mismatched(why) = check_pairing(&files) else { panic!("not mismatched") };
+    assert!(why.contains("is encrypted"), "{why}");
 }
