@@ -8,7 +8,7 @@
 //! the input's size. The differential check of the two certificate paths is a unit test
 //! (`host/src/facts/fuzz_tests.rs`), since the OpenSSL-only path is crate-internal.
 //!
-//! Cases per property: `PROPTEST_CASES` (default 256). The seed is fixed when `CI` is set
+//! Cases per property: `PROPTEST_CASES` (default 1024). The seed is fixed when `CI` is set
 //! (`PROPTEST_RNG_SEED` overrides it), random otherwise; failures are not persisted to files —
 //! a minimised failing input becomes an explicit regression test at the end of this file.
 //! Run longer: `PROPTEST_CASES=100000 cargo nextest run --test fuzz_parsers`.
@@ -35,8 +35,15 @@ const HOST: &str = "host.example.com";
 /// echo unbounded input. (A message may list many problems, one a line.)
 const MAX_MESSAGE: usize = 2048;
 
+/// Cases per property when `PROPTEST_CASES` is not set: the whole harness stays within a few
+/// seconds of one core (`docs/reliability.md`).
+const DEFAULT_CASES: u32 = 1024;
+
 fn config() -> ProptestConfig {
     let mut config = ProptestConfig { failure_persistence: None, ..ProptestConfig::default() };
+    if std::env::var_os("PROPTEST_CASES").is_none() {
+        config.cases = DEFAULT_CASES;
+    }
     if std::env::var_os("CI").is_some() && std::env::var_os("PROPTEST_RNG_SEED").is_none() {
         config.rng_seed = RngSeed::Fixed(0x11_f022);
     }

@@ -4,7 +4,7 @@
 //! exactly the same `ServiceFacts` as `gather_service_full` (OpenSSL only), with a fresh
 //! verifier and with one shared by every case (its memo in use), and neither may panic.
 //!
-//! Cases: `PROPTEST_CASES` (default 256 per property); the seed is fixed when `CI` is set
+//! Cases: `PROPTEST_CASES` (default 1024 per property); the seed is fixed when `CI` is set
 //! (`PROPTEST_RNG_SEED` overrides it), random otherwise. Failures are not persisted to files:
 //! a minimised failing input becomes an explicit regression test below.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -82,8 +82,15 @@ fn verifier(roots: &std::path::Path) -> Verifier {
 }
 
 /// The property-test configuration of this harness (see the module documentation).
+/// Cases per property when `PROPTEST_CASES` is not set: the whole harness stays within a few
+/// seconds of one core (`docs/reliability.md`).
+const DEFAULT_CASES: u32 = 1024;
+
 fn config() -> ProptestConfig {
     let mut config = ProptestConfig { failure_persistence: None, ..ProptestConfig::default() };
+    if std::env::var_os("PROPTEST_CASES").is_none() {
+        config.cases = DEFAULT_CASES;
+    }
     if std::env::var_os("CI").is_some() && std::env::var_os("PROPTEST_RNG_SEED").is_none() {
         config.rng_seed = RngSeed::Fixed(0x11_5eed);
     }
