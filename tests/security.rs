@@ -547,3 +547,43 @@ fn a_corrupted_policy_cache_is_rebuilt_not_loaded() {
         );
     }
 }
+
+/// A lock file that cannot be opened (here: a directory in its place, as a full or read-only
+/// state disk would fail the open) is an error, exit 1 — not 73, "another run holds the lock",
+/// which the shipped systemd unit counts as success.
+#[test]
+fn a_lock_file_that_cannot_be_opened_is_an_error_not_73() {
+    require_root!();
+    let mut server = Server::new();
+    server.add_healthy("web");
+    server.write_config();
+    server.run().code(0);
+    let lock = server.state().join("lock");
+    std::fs::remove_file(&lock).expect("lock");
+    std::fs::create_dir(&lock).expect("a directory in its place");
+    let out = server.run();
+    assert_eq!(out.code, 1, "{}", all_output(&out));
+    assert!(all_output(&out).contains(&lock.display().to_string()), "names the lock\n{}", all_output(&out));
+}
+
+/// Control characters in a certificate's names never reach the output raw: an issuer
+/// organisation of "Evil\nerror: FORGED" cannot print a line of its own.
+#[test]
+fn control_characters_in_certificate_names_cannot_forge_output_lines() {
+    require_root!();
+    let mut server = Server::new();
+    let dir = server.add(&Svc { name: "forged", extra: "" }, false);
+    let names = [HOST];
+    let mut leaf = Leaf::valid(&names, 60);
+    leaf.org = Some("Evil\nerror: FORGED\x1b[2K");
+    pki::write_pair(&dir, &server.ca.issue(&leaf), &[], &leaf.key);
+    server.write_config();
+    for args in [&["--dry-run"][..], &["--dry-run", "--verbose"], &["--dry-run", "--json"]] {
+        let out = Run::new().arg("--config").arg(server.config()).args(args).run();
+        let text = all_output(&out);
+        assert!(
+            !text.lines().any(|l| l.trim_start().starts_with("error: FORGED")) && !text.contains('\x1b'),
+            "{args:?}: a forged line or a raw escape\n{text}"
+        );
+    }
+}
