@@ -549,24 +549,6 @@ fn a_corrupted_policy_cache_is_rebuilt_not_loaded() {
     }
 }
 
-/// A lock file that cannot be opened (here: a directory in its place, as a full or read-only
-/// state disk would fail the open) is an error, exit 1 — not 73, "another run holds the lock",
-/// which the shipped systemd unit counts as success.
-#[test]
-fn a_lock_file_that_cannot_be_opened_is_an_error_not_73() {
-    require_root!();
-    let mut server = Server::new();
-    server.add_healthy("web");
-    server.write_config();
-    server.run().code(0);
-    let lock = server.state().join("lock");
-    std::fs::remove_file(&lock).expect("lock");
-    std::fs::create_dir(&lock).expect("a directory in its place");
-    let out = server.run();
-    assert_eq!(out.code, 1, "{}", all_output(&out));
-    assert!(all_output(&out).contains(&lock.display().to_string()), "names the lock\n{}", all_output(&out));
-}
-
 /// Control characters in a certificate's names never reach the output raw: an issuer
 /// organisation of "Evil\nerror: FORGED" cannot print a line of its own.
 #[test]
