@@ -1,7 +1,8 @@
 //! End-to-end attacks on a root run (issue 11, `docs/security.md`), black-box over the built
 //! binary. Each attack is staged in the test's own temporary directory as a local unprivileged
-//! user (uid/gid 65534, `nobody`) could stage it: that user owns a service's directory, and the
-//! links and files it plants are `lchown`ed to it. The "victim" is a root-owned file in the
+//! user (uid/gid 65534, `nobody`) could stage it: that user owns a service's directory, and
+//! plants links there itself (`setpriv --reuid=65534`); files and links it could only have made
+//! in a directory it was let into are made by root and `chown`ed to it. The "victim" is a root-owned file in the
 //! temporary directory standing for `/etc/passwd` or `/etc/shadow`; the machine's real `/etc`
 //! is never touched. Every test checks that the victim is left byte-identical (same content,
 //! mode and owner) and that the run says why. The tests need root (to chown to another user);
@@ -171,10 +172,30 @@ fn all_output(out: &Outcome) -> String {
     format!("{}\n{}", out.stdout, out.stderr)
 }
 
-/// A link planted by the attacker: `link` → `to`, owned by uid 65534.
+/// A link planted by the attacker: `link` → `to`, owned by uid 65534 — made by that user itself
+/// (`setpriv`, in a directory it may write), or made by root and `lchown`ed to it where it may
+/// not (the lock file in root's state directory) or where `setpriv` is missing.
 fn plant_link(to: &Path, link: &Path) {
-    symlink(to, link).expect("symlink");
-    lchown(link, Some(ATTACKER), Some(ATTACKER)).expect("lchown");
+    let as_attacker = std::process::Command::new("setpriv")
+        .args([
+            "--reuid",
+            &ATTACKER.to_string(),
+            "--regid",
+            &ATTACKER.to_string(),
+            "--clear-groups",
+            "ln",
+            "-s",
+        ])
+        .arg(to)
+        .arg(link)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !as_attacker {
+        symlink(to, link).expect("symlink");
+        lchown(link, Some(ATTACKER), Some(ATTACKER)).expect("lchown");
+    }
+    let meta = std::fs::symlink_metadata(link).expect("the planted link");
+    assert!(meta.file_type().is_symlink() && meta.uid() == ATTACKER, "{}: {meta:?}", link.display());
 }
 
 fn is_placeholder(path: &Path) -> bool {
