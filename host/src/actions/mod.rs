@@ -34,6 +34,8 @@ pub mod placeholder;
 pub mod reload;
 
 mod backup;
+#[cfg(test)]
+mod fuzz_tests;
 
 use std::io;
 use std::path::{Path, PathBuf};

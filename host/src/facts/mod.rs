@@ -23,6 +23,8 @@ pub mod errors;
 mod fast;
 #[cfg(test)]
 mod fast_tests;
+#[cfg(test)]
+mod fuzz_tests;
 mod hostmatch;
 pub mod key;
 pub mod model;
