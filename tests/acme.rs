@@ -249,6 +249,48 @@ fn standalone_http01_issues_once_installs_into_both_layouts_and_reuses_the_accou
     assert_eq!(std::fs::read_dir(acme.join("issued")).expect("issued").count(), 2);
 }
 
+/// Issue 12, case 3: a CA that forgot the account (Pebble restarted) gets a new account in the
+/// same run; the old account file is kept and the replacement is in the history.
+#[test]
+fn a_ca_that_forgot_the_account_gets_a_new_one_in_the_same_run() {
+    let mut pebble = Pebble::start(Settings::default());
+    let host = Host::new("forgotten.acme-test.com");
+    host.configure_for(&pebble, "");
+    let out = host.run().run();
+    assert_eq!(out.code, 0, "{}\n{}\n{}", out.stdout, out.stderr, pebble.log());
+    let first_account = host.events("account-created")[0]["account"].clone();
+
+    // A new Pebble on the same ports: every account is gone (and its root is new).
+    pebble.restart();
+    host.reset_certificates();
+    let out = host.run().run();
+    assert_eq!(out.code, 0, "{}\n{}\n{}", out.stdout, out.stderr, pebble.log());
+    assert_issued(&host.path("web/cert.pem"), &host.path("web/key.pem"), &host.hostname);
+    let replaced = host.events("account-replaced");
+    assert_eq!(replaced.len(), 1, "{:?}", host.history());
+    assert_eq!(replaced[0]["account"], first_account);
+    assert!(
+        replaced[0]["problem"]["type"].as_str().unwrap_or("").ends_with("accountDoesNotExist"),
+        "{replaced:?}"
+    );
+    let kept = PathBuf::from(replaced[0]["stored"].as_str().expect("stored"));
+    assert!(
+        kept.file_name().expect("name").to_string_lossy().contains(".json.replaced-"),
+        "{}",
+        kept.display()
+    );
+    assert!(kept.exists(), "the old account file is kept");
+    assert_eq!(mode(&kept), 0o600);
+    assert_eq!(host.events("account-created").len(), 2);
+    assert_eq!(host.events("issued").len(), 2);
+    assert!(
+        format!("{}{}", out.stdout, out.stderr).contains("no longer knows the account"),
+        "{}\n{}",
+        out.stdout,
+        out.stderr
+    );
+}
+
 #[test]
 fn webroot_http01_with_half_the_nonces_rejected() {
     let pebble = Pebble::start(Settings { nonce_reject: Some(50), ..Settings::default() });

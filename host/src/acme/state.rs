@@ -269,7 +269,8 @@ pub struct RetryRecord {
 #[serde(rename_all = "kebab-case")]
 pub struct HistoryEvent {
     pub at: i64,
-    /// "account-created", "order-opened", "order-resumed", "order-pending", "issued",
+    /// "account-created", "account-replaced" (the CA no longer knew the stored account; `stored`:
+    /// where its file is kept), "order-opened", "order-resumed", "order-pending", "issued",
     /// "order-failed", "order-abandoned", "verification-failed", "retry-scheduled",
     /// "retry-removed", "replaces-refused" (the CA refused the `replaces` of a new order, which
     /// was then opened without it).
@@ -404,6 +405,25 @@ impl StateDir {
         }
         self.write_json(&path, account)?;
         Ok(path)
+    }
+
+    /// Moves the account file for a CA aside (`<name>.json.replaced-<stamp>`, never over another
+    /// one) and returns where it is kept.
+    pub fn retire_account(&self, directory_url: &str, now: i64) -> Result<PathBuf, AcmeError> {
+        let path = self.account_path(directory_url);
+        let parent = path.parent().unwrap_or(&self.dir).to_owned();
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let stamp = utc_stamp(now);
+        let kept = (0..1000)
+            .map(|n| {
+                let suffix = if n == 0 { String::new() } else { format!("-{n}") };
+                parent.join(format!("{name}.replaced-{stamp}{suffix}"))
+            })
+            .find(|p| !p.exists())
+            .ok_or_else(|| err(&path, "keep the old account", "all names taken"))?;
+        fs::rename(&path, &kept).map_err(|e| err(&path, "rename", e))?;
+        fsync_dir(&parent).map_err(|e| err(&parent, "sync", e))?;
+        Ok(kept)
     }
 
     /// The pending order, if any.
