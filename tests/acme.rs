@@ -359,6 +359,27 @@ fn unreachable_ca_changes_nothing_and_says_so() {
     assert!(!acme.join("accounts").exists(), "no account was stored");
     assert!(!acme.join("pending.json").exists());
     assert_eq!(host.events("order-failed").len(), 1);
+
+    // An unreachable CA backs off briefly (5 minutes, plus at most 20 %), not an hour.
+    let limits: Value =
+        serde_json::from_slice(&std::fs::read(acme.join("limits.json")).expect("limits")).expect("json");
+    let until = limits["backoff-until"].as_i64().expect("backoff-until");
+    let failed_at = host.events("order-failed")[0]["at"].as_i64().expect("at");
+    assert!((300..=360).contains(&(until - failed_at)), "{limits}");
+
+    // The next run wants a replacement and may not order yet: it says when, and exits 75.
+    let out = host.run().run();
+    assert_eq!(out.code, RETRY_PENDING, "{}\n{}", out.stdout, out.stderr);
+    let text = format!("{}{}", out.stdout, out.stderr);
+    assert!(text.contains("The next attempt is due at") && text.contains("--force orders now"), "{text}");
+    assert_eq!(host.events("order-failed").len(), 1, "the CA was not contacted");
+
+    // --force goes past the back-off once, and says so in the history.
+    let out = host.run().arg("--force").run();
+    assert_eq!(out.code, ACME_FAILED, "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(host.events("forced").len(), 1);
+    assert_eq!(host.events("order-failed").len(), 2, "the CA was contacted again");
+    assert_eq!(host.service_files(), before, "no service file changed");
 }
 
 /// `atd` for the test: the running one, or one started here (`atd -f`, killed on drop).
@@ -492,7 +513,7 @@ fn daily_cap_stops_a_policy_that_asks_for_a_replacement_every_run() {
         let out = host.run().arg("--json").run();
         let report = json(&out);
         assert_eq!(report["order-hostname-certificate"], true, "the policy still asks");
-        assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+        assert_eq!(out.code, RETRY_PENDING, "{}\n{}", out.stdout, out.stderr);
         let notices = report["notices"].to_string();
         assert!(notices.contains("acme.max-orders-per-day = 1"), "{notices}");
         assert_eq!(
@@ -520,10 +541,10 @@ fn refused_order_reports_the_problem_document_and_backs_off() {
     let failed = host.events("order-failed");
     assert_eq!(failed[0]["problem"]["type"], "urn:ietf:params:acme:error:rejectedIdentifier");
 
-    // The CA is gone now; the next run does not even try: it backs off.
+    // The CA is gone now; the next run does not even try: it backs off (75: a later run orders).
     pebble.stop();
     let out = host.run().run();
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(out.code, RETRY_PENDING, "{}\n{}", out.stdout, out.stderr);
     assert!(out.stdout.contains("back-off"), "{}", out.stdout);
     assert!(!out.stdout.contains("cannot reach"), "{}", out.stdout);
     assert_eq!(host.events("order-failed").len(), 1);

@@ -33,6 +33,8 @@ pub struct RunOptions {
     pub allow_retry: bool,
     /// `--no-retry`: never queue a re-check.
     pub no_retry: bool,
+    /// `--force`: open an order in this run whatever the back-off and the daily cap.
+    pub force: bool,
     /// Show a progress bar on the terminal (see `report::progress`).
     pub progress: bool,
     /// `--metrics-file`: where to write the Prometheus metrics, over `[metrics] textfile`.
@@ -231,7 +233,10 @@ fn run_inner(
     let exit_code = match acme.as_ref().map(|step| &step.outcome) {
         Some(AcmeOutcome::Failed { .. }) => exit::ACME_FAILED,
         _ if failed || errors || fallback_from.is_some() => exit::ERRORS,
-        Some(AcmeOutcome::Pending { .. }) => exit::RETRY_PENDING,
+        // Pending at the CA, or held back (back-off, daily cap): a later run orders by itself.
+        Some(AcmeOutcome::Pending { .. } | AcmeOutcome::NotOrdered { retry_at: Some(_), .. }) => {
+            exit::RETRY_PENDING
+        }
         _ => exit::OK,
     };
     let mut report = RunReport {
@@ -320,6 +325,7 @@ fn acme_step(
         allow_retry: options.allow_retry,
         no_retry: options.no_retry,
         config_path: config.path.clone(),
+        force: options.force,
     };
     Some(crate::acme::order(config, &step, now))
 }

@@ -51,6 +51,9 @@ pub struct StepOptions {
     pub no_retry: bool,
     /// The configuration file, for the re-check's command line.
     pub config_path: PathBuf,
+    /// `--force`: this run opens an order whatever the back-off and the daily cap (not before a
+    /// `Retry-After` the CA itself sent); recorded in the history as `forced`.
+    pub force: bool,
 }
 
 /// What the ACME step came to.
@@ -67,8 +70,9 @@ pub enum Outcome {
     },
     /// The CA is still processing; the order is saved and resumed by the next run.
     Pending { order_url: String, status: String, reason: String },
-    /// No order was attempted (back-off, daily cap); the CA was not contacted.
-    NotOrdered { reason: String },
+    /// No order was attempted (back-off, daily cap); the CA was not contacted. `retry_at`: an
+    /// order was wanted and a later run opens it by itself, from then on (back-off, daily cap).
+    NotOrdered { reason: String, retry_at: Option<i64> },
     /// The order failed; nothing was installed.
     Failed { error: AcmeError },
 }
@@ -88,7 +92,7 @@ impl StepReport {
             Outcome::Pending { order_url, reason, .. } => {
                 format!("the order {order_url} is still pending ({reason})")
             }
-            Outcome::NotOrdered { reason } => format!("no order was opened: {reason}"),
+            Outcome::NotOrdered { reason, .. } => format!("no order was opened: {reason}"),
             Outcome::Failed { error } => format!("the order failed: {error}"),
         }
     }
@@ -171,7 +175,10 @@ pub fn facts(config: &Config, now: i64) -> (Option<AcmeFacts>, Vec<String>) {
 pub fn planned(config: &Config, now: i64) -> StepReport {
     let Some(acme) = &config.acme else {
         return StepReport {
-            outcome: Outcome::NotOrdered { reason: "no certificate authority is configured".into() },
+            outcome: Outcome::NotOrdered {
+                reason: "no certificate authority is configured".into(),
+                retry_at: None,
+            },
             notices: Vec::new(),
         };
     };
@@ -197,7 +204,7 @@ pub fn planned(config: &Config, now: i64) -> StepReport {
         ),
     };
     StepReport {
-        outcome: Outcome::NotOrdered { reason: reason.clone() },
+        outcome: Outcome::NotOrdered { reason: reason.clone(), retry_at: None },
         notices: vec![notice(Level::Info, reason)],
     }
 }
@@ -207,7 +214,10 @@ pub fn planned(config: &Config, now: i64) -> StepReport {
 pub fn order(config: &Config, options: &StepOptions, now: i64) -> StepReport {
     let Some(acme) = &config.acme else {
         return StepReport {
-            outcome: Outcome::NotOrdered { reason: "no certificate authority is configured".into() },
+            outcome: Outcome::NotOrdered {
+                reason: "no certificate authority is configured".into(),
+                retry_at: None,
+            },
             notices: Vec::new(),
         };
     };
@@ -293,12 +303,40 @@ pub fn order(config: &Config, options: &StepOptions, now: i64) -> StepReport {
             Ok(limits) => {
                 let setup = setup_fingerprint(acme, &names);
                 if let Some(blocked) = limits.blocked(&names, &setup, now, acme.max_orders_per_day) {
-                    let reason = blocked.to_string();
-                    notices.push(notice(
-                        Level::Warning,
-                        format!("No certificate was ordered from {}: {reason}.", acme.directory_url),
-                    ));
-                    return StepReport { outcome: Outcome::NotOrdered { reason }, notices };
+                    // --force goes past our own back-off and the cap, never past the CA's Retry-After.
+                    let ca_until = limits.ca_retry_after.filter(|until| *until > now);
+                    if options.force && ca_until.is_none() {
+                        let mut event = HistoryEvent::new("forced", now);
+                        event.directory_url = Some(acme.directory_url.clone());
+                        event.names = names.clone();
+                        event.detail = Some(format!("--force: {blocked}"));
+                        let _ = state.log(&event);
+                        notices.push(notice(
+                            Level::Warning,
+                            format!("--force: an order is opened although {blocked}."),
+                        ));
+                    } else {
+                        let until = blocked.until().max(ca_until.unwrap_or(0));
+                        let reason = blocked.to_string();
+                        let force = if ca_until.is_some() {
+                            " (not even with --force: the certificate authority asked for that time)"
+                        } else {
+                            "; --force orders now"
+                        };
+                        notices.push(notice(
+                            Level::Warning,
+                            format!(
+                                "No certificate was ordered from {}: {reason}. The next attempt is due at {}: a \
+                                 later run orders then by itself{force}.",
+                                acme.directory_url,
+                                state::utc_text(until)
+                            ),
+                        ));
+                        return StepReport {
+                            outcome: Outcome::NotOrdered { reason, retry_at: Some(until) },
+                            notices,
+                        };
+                    }
                 }
             }
             Err(e) => return failed(e, notices),
@@ -401,7 +439,14 @@ pub fn order(config: &Config, options: &StepOptions, now: i64) -> StepReport {
             if error.counts_as_failed_order() {
                 match state.limits() {
                     Ok(mut limits) => {
-                        limits.failed(&error.to_string(), &setup_fingerprint(acme, &names), now);
+                        let setup = setup_fingerprint(acme, &names);
+                        // No answer at all: a brief back-off that grows; a CA that answered keeps
+                        // its own rules (an hour, doubling; its Retry-After below).
+                        if matches!(error, AcmeError::Unreachable { .. }) {
+                            limits.unreachable(&error.to_string(), &setup, now, state::jitter());
+                        } else {
+                            limits.failed(&error.to_string(), &setup, now);
+                        }
                         // RFC 8555 §6.6: a rate-limited (or unavailable) CA says when to come back.
                         let asked = http.ca_asked_to_wait(&error, unix_now());
                         if let Some(wait) = &asked {

@@ -34,6 +34,10 @@ pub const ACME_DIR: &str = "acme";
 pub const FIRST_BACKOFF_SECS: i64 = 3600;
 /// The longest back-off (doubling stops here).
 pub const MAX_BACKOFF_SECS: i64 = 86_400;
+/// The back-off after connection failures (the CA unreachable: DNS, refused, reset, TLS,
+/// timeout), by failures in a row: brief at first, growing, held at the last; each one is
+/// lengthened by a random 0–20 % ([`jitter`]) so a fleet does not come back at the same second.
+pub const UNREACHABLE_BACKOFF_SECS: [i64; 5] = [300, 900, 3600, 4 * 3600, 12 * 3600];
 /// The window of the daily order cap.
 pub const DAY_SECS: i64 = 86_400;
 /// The largest state file read (they are all small).
@@ -167,6 +171,15 @@ impl std::fmt::Display for Blocked {
     }
 }
 
+/// A random 0–20 (percent), for [`Limits::unreachable`].
+pub fn jitter() -> u8 {
+    let mut byte = [0u8; 1];
+    match openssl::rand::rand_bytes(&mut byte) {
+        Ok(()) => byte[0] % 21,
+        Err(_) => (std::process::id() % 21) as u8,
+    }
+}
+
 /// `YYYY-mm-dd HH:MM:SS UTC`.
 pub fn utc_text(unix: i64) -> String {
     chrono::DateTime::from_timestamp(unix, 0)
@@ -224,6 +237,18 @@ impl Limits {
         self.backoff_until = Some(now.saturating_add(delay));
         self.last_failure = Some(reason.chars().take(2000).collect());
         self.ca_retry_after = None;
+    }
+
+    /// Records an order that failed because the CA could not be reached (no answer at all):
+    /// [`UNREACHABLE_BACKOFF_SECS`] (5 min, 15 min, 1 h, 4 h, then 12 h) with `jitter_percent`
+    /// (0–20) added. A CA that answered with a problem document goes through [`Limits::failed`].
+    pub fn unreachable(&mut self, reason: &str, setup: &str, now: i64, jitter_percent: u8) {
+        self.failed(reason, setup, now);
+        let index =
+            (self.consecutive_failures.saturating_sub(1) as usize).min(UNREACHABLE_BACKOFF_SECS.len() - 1);
+        let base = UNREACHABLE_BACKOFF_SECS[index];
+        let delay = base + base * i64::from(jitter_percent.min(20)) / 100;
+        self.backoff_until = Some(now.saturating_add(delay));
     }
 
     /// Records that the CA asked (`Retry-After`) not to be asked again before `until`, after
@@ -627,6 +652,34 @@ mod tests {
         assert_eq!(limits.backoff_until, Some(NOW + 3600));
         limits.succeeded();
         assert_eq!(limits.blocked(&names(), "t", NOW + 1, 3), None);
+    }
+
+    #[test]
+    fn connection_failures_back_off_briefly_with_jitter_and_grow() {
+        let mut limits = Limits::default();
+        let mut delays = Vec::new();
+        for _ in 0..7 {
+            limits.unreachable("refused", "s", NOW, 0);
+            delays.push(limits.backoff_until.expect("until") - NOW);
+        }
+        assert_eq!(delays, vec![300, 900, 3600, 14_400, 43_200, 43_200, 43_200]);
+        // The jitter lengthens by at most 20 %, and never more.
+        let mut limits = Limits::default();
+        limits.unreachable("refused", "s", NOW, 20);
+        assert_eq!(limits.backoff_until, Some(NOW + 360));
+        let mut limits = Limits::default();
+        limits.unreachable("refused", "s", NOW, 200);
+        assert_eq!(limits.backoff_until, Some(NOW + 360));
+        for _ in 0..50 {
+            assert!(jitter() <= 20);
+        }
+        // A CA problem document after connection failures keeps its own rule (an hour, doubling).
+        let mut limits = Limits::default();
+        limits.unreachable("refused", "s", NOW, 0);
+        limits.failed("rejectedIdentifier", "s", NOW);
+        assert_eq!(limits.backoff_until, Some(NOW + 7200));
+        limits.succeeded();
+        assert_eq!(limits.blocked(&names(), "s", NOW, 3), None);
     }
 
     #[test]

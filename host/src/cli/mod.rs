@@ -45,7 +45,8 @@ pub mod exit {
     pub const USAGE: i32 = 2;
     /// Another run holds the lock.
     pub const LOCKED: i32 = 73;
-    /// A certificate order is still pending at the CA; a later run will pick it up.
+    /// A certificate order is still pending at the CA, or a wanted order was held back (back-off,
+    /// daily cap); a later run will pick it up by itself.
     pub const RETRY_PENDING: i32 = 75;
     /// The certificate authority could not be reached or refused the order (or the issued
     /// certificate failed its checks): nothing was installed from it.
@@ -91,6 +92,11 @@ pub struct RunArgs {
     /// Never schedule a later check (what the scheduled check itself runs with)
     #[arg(long)]
     pub no_retry: bool,
+    /// Open a certificate order in this run even during the back-off after failed orders or
+    /// past acme.max-orders-per-day (not before a Retry-After the CA sent); logged in the ACME
+    /// history
+    #[arg(long, conflicts_with = "dry_run")]
+    pub force: bool,
     /// Seconds to wait for another run to finish before giving up
     #[arg(long, default_value_t = 60, value_name = "SECONDS")]
     pub lock_wait: u64,
