@@ -291,6 +291,32 @@ fn a_ca_that_forgot_the_account_gets_a_new_one_in_the_same_run() {
     );
 }
 
+/// Issue 12, case 6: an internal name (`.internal`) is ordered from a private CA — Pebble, whose
+/// directory on loopback is no public CA's.
+#[test]
+fn an_internal_hostname_is_ordered_from_a_private_ca() {
+    let pebble = Pebble::start(Settings::default());
+    let host = Host::new("host.corp.internal");
+    host.configure_for(&pebble, "");
+    let out = host.run().run();
+    assert_eq!(out.code, 0, "{}\n{}\n{}", out.stdout, out.stderr, pebble.log());
+    assert!(!out.stdout.contains("fully qualified"), "{}", out.stdout);
+    assert_issued(&host.path("web/cert.pem"), &host.path("web/key.pem"), "host.corp.internal");
+
+    // Said to be a public CA, the same directory gets no order, and the run says why.
+    host.reset_certificates();
+    let before = host.service_files();
+    host.configure_for(&pebble, "public = true");
+    let out = host.run().arg("--verbose").run();
+    let text = format!("{}{}", out.stdout, out.stderr);
+    assert!(
+        text.contains("host.corp.internal is a name reserved for internal use (RFC 6761/.internal); a public CA cannot issue for it; set [acme] public = false for a private CA"),
+        "{text}"
+    );
+    assert_eq!(host.events("order-opened").len(), 1);
+    assert_eq!(host.service_files(), before);
+}
+
 #[test]
 fn webroot_http01_with_half_the_nonces_rejected() {
     let pebble = Pebble::start(Settings { nonce_reject: Some(50), ..Settings::default() });

@@ -174,6 +174,10 @@ fn run_inner(
     }));
     let (acme_facts, acme_notices) = crate::acme::facts(config, now);
     facts.acme = acme_facts;
+    // A private CA (acme.public = false, or a directory not a public CA's) issues for internal names.
+    if let Some(acme) = &config.acme {
+        facts.hostname_is_fqdn = crate::acme::hostname_orderable(acme, &facts.hostname);
+    }
     host_notices.extend(acme_notices.into_iter().map(|message| Notice {
         level: Level::Warning,
         service: None,

@@ -119,6 +119,25 @@ pub fn order_names(config: &Config, acme: &AcmeConfig) -> Vec<String> {
     names
 }
 
+/// Whether the configured CA can issue for `hostname` (`host-facts.hostname-is-fqdn` when a CA
+/// is configured): a public CA (`acme.public`) only for a fully qualified name outside the names
+/// reserved for internal use ([`crate::facts::hostname_is_fqdn`]); a private CA also for those
+/// (`host.corp.internal`, `nas.lan`, `ci.test`): a valid DNS name of at least two labels whose
+/// last label is not all digits.
+pub fn hostname_orderable(acme: &AcmeConfig, hostname: &str) -> bool {
+    let name = hostname.strip_suffix('.').unwrap_or(hostname).to_ascii_lowercase();
+    if acme.public {
+        // Besides the special-use names, the private TLDs in common use (not delegated: no
+        // public CA issues for them).
+        let private_tld = ["lan", "corp", "home", "intranet", "private"]
+            .iter()
+            .any(|tld| name.rsplit_once('.').is_some_and(|(_, last)| last == *tld));
+        return crate::facts::hostname_is_fqdn(&name) && !private_tld;
+    }
+    crate::config::names::is_dns_name(&name)
+        && name.rsplit_once('.').is_some_and(|(_, tld)| !tld.bytes().all(|b| b.is_ascii_digit()))
+}
+
 /// What the back-off is about: the CA, the account binding, the names, the challenge and the
 /// key (a hash; see [`state::Limits::backoff_setup`]).
 pub fn setup_fingerprint(acme: &AcmeConfig, names: &[String]) -> String {
@@ -678,6 +697,33 @@ fn finish_issued(
 mod tests {
     use super::*;
     use std::path::Path;
+
+    #[test]
+    fn internal_names_are_orderable_from_a_private_ca_only() {
+        let load = |acme: &str| {
+            crate::config::from_str(
+                &format!("hostname = \"h.example.com\"\nstate-dir = \"/tmp/x\"\n[acme]\n{acme}\n"),
+                Path::new("/etc/c.toml"),
+            )
+            .expect("config")
+            .acme
+            .expect("acme")
+        };
+        let lets_encrypt = load("");
+        let pebble = load("directory = \"https://127.0.0.1:14000/dir\"");
+        let explicit = load("directory = \"https://acme.zerossl.com/v2/DV90\"\npublic = false");
+        for name in ["host.corp.internal", "nas.lan", "ci.test", "box.localdomain", "router.home.arpa"] {
+            assert!(!hostname_orderable(&lets_encrypt, name), "{name}: not from a public CA");
+            assert!(hostname_orderable(&pebble, name), "{name}: a directory on loopback is a private CA");
+            assert!(hostname_orderable(&explicit, name), "{name}: public = false");
+        }
+        for name in ["www.example.org", "host.example.com."] {
+            assert!(hostname_orderable(&lets_encrypt, name) && hostname_orderable(&pebble, name), "{name}");
+        }
+        for name in ["server1", "localhost", "10.0.0.1", "bad_name.internal", ""] {
+            assert!(!hostname_orderable(&pebble, name), "{name}: not a qualified DNS name for any CA");
+        }
+    }
 
     #[test]
     fn order_names_are_the_hostname_extra_names_and_service_names_once() {
