@@ -592,6 +592,50 @@ fn next_attempt(limits: &state::Limits, asked: Option<&client::CaWait>, until: i
     }
 }
 
+/// The SHA-256 fingerprints (hex) of the leaf certificates the services hold now.
+fn installed_fingerprints(config: &Config) -> Vec<String> {
+    config
+        .services
+        .iter()
+        .filter_map(|service| {
+            let pem = crate::fs::read_bounded(&service.certificate, crate::fs::limits::PEM_FILE).ok()?;
+            let leaf = openssl::x509::X509::stack_from_pem(&pem).ok()?.into_iter().next()?;
+            let der = leaf.to_der().ok()?;
+            Some(crate::facts::certificate_facts(&leaf, &der).sha256_fingerprint)
+        })
+        .collect()
+}
+
+/// Retention of `issued/` (`acme.keep-issued`, `acme.keep-issued-days`; see
+/// [`StateDir::prune_issued`]): run after each certificate is stored, so the one just issued is
+/// the newest and the one the services hold now is kept.
+fn prune_issued(config: &Config, acme: &AcmeConfig, state: &StateDir, now: i64, notices: &mut Vec<Notice>) {
+    let max_age = i64::try_from(acme.keep_issued_for.as_secs()).unwrap_or(i64::MAX);
+    let (removed, problems) =
+        state.prune_issued(acme.keep_issued, max_age, now, &installed_fingerprints(config));
+    for dir in &removed {
+        let mut event = HistoryEvent::new("issued-pruned", now);
+        event.stored = Some(dir.clone());
+        let _ = state.log(&event);
+    }
+    if !removed.is_empty() {
+        notices.push(notice(
+            Level::Info,
+            format!(
+                "Pruned {} issued certificate(s) and their keys from {} (acme.keep-issued = {}, \
+                 acme.keep-issued-days = {}).",
+                removed.len(),
+                state.path().join("issued").display(),
+                acme.keep_issued,
+                acme.keep_issued_for.as_secs() / 86_400
+            ),
+        ));
+    }
+    for problem in problems {
+        notices.push(notice(Level::Warning, problem));
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn finish_issued(
     config: &Config,
@@ -646,6 +690,7 @@ fn finish_issued(
         }
     }
     let _ = state.clear_pending();
+    prune_issued(config, acme, state, now, &mut notices);
     let mut limits = state.limits().unwrap_or_default();
     let mut event = HistoryEvent::new("issued", now);
     event.order_url = Some(order_url.to_owned());

@@ -8,7 +8,8 @@
 //! limits.json                             orders opened (daily cap) and the failure back-off
 //! retry.json                              the scheduled re-check (`at` job id), if any
 //! history.jsonl                           one JSON line per event, never truncated
-//! issued/<YYYYmmddTHHMMSSZ>-<n>/          every certificate issued, never deleted:
+//! issued/<YYYYmmddTHHMMSSZ>-<n>/          every certificate issued, pruned with its key
+//!                                         beyond `keep-issued` and `keep-issued-days`:
 //!     certificate.pem  chain.pem  key.pem  order.json
 //! ```
 //!
@@ -297,7 +298,8 @@ pub struct HistoryEvent {
     /// "account-created", "account-replaced" (the CA no longer knew the stored account; `stored`:
     /// where its file is kept), "order-opened", "order-resumed", "order-pending", "issued",
     /// "order-failed", "order-abandoned", "verification-failed", "retry-scheduled",
-    /// "retry-removed", "replaces-refused" (the CA refused the `replaces` of a new order, which
+    /// "retry-removed", "issued-pruned" (retention; `stored`: the directory removed),
+    /// "replaces-refused" (the CA refused the `replaces` of a new order, which
     /// was then opened without it).
     pub event: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -543,6 +545,40 @@ impl StateDir {
             .collect()
     }
 
+    /// Prunes `issued/`: a certificate (its directory, with its key) goes only when it is beyond
+    /// the newest `keep` AND was issued more than `max_age` seconds before `now`; the newest one
+    /// and any whose SHA-256 fingerprint is in `installed` (what a service holds now) are never
+    /// pruned. Directories whose record cannot be read are left alone. Returns what was removed,
+    /// and what could not be.
+    pub fn prune_issued(
+        &self,
+        keep: u32,
+        max_age: i64,
+        now: i64,
+        installed: &[String],
+    ) -> (Vec<PathBuf>, Vec<String>) {
+        let mut issued = self.issued();
+        // Newest first (the directory name, a time stamp, breaks ties).
+        issued.sort_by(|a, b| b.1.issued_at.cmp(&a.1.issued_at).then_with(|| b.0.cmp(&a.0)));
+        let mut removed = Vec::new();
+        let mut problems = Vec::new();
+        for (index, (dir, record)) in issued.iter().enumerate() {
+            let old = now.saturating_sub(record.issued_at) > max_age;
+            let held = installed.iter().any(|f| f.eq_ignore_ascii_case(&record.sha256_fingerprint));
+            if index == 0 || index < keep as usize || !old || held {
+                continue;
+            }
+            match fs::remove_dir_all(dir) {
+                Ok(()) => removed.push(dir.clone()),
+                Err(e) => problems.push(format!("cannot remove {}: {e}", dir.display())),
+            }
+        }
+        if !removed.is_empty() {
+            let _ = fsync_dir(&self.file("issued"));
+        }
+        (removed, problems)
+    }
+
     /// Keeps an issued certificate under `issued/<stamp>-<n>/`; never overwrites one.
     pub fn store_issued(
         &self,
@@ -766,6 +802,54 @@ mod tests {
         std::fs::write(state.path().join("limits.json"), "{ not json").expect("write");
         let e = state.limits().expect_err("bad json");
         assert!(e.to_string().contains("limits.json"), "{e}");
+    }
+
+    #[test]
+    fn issued_certificates_are_pruned_beyond_the_newest_n_and_the_age_never_the_installed_one() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let state = StateDir::open(tmp.path()).expect("open");
+        let material = crate::actions::test_support::material("host.example.com");
+        const DAY: i64 = 86_400;
+        // Eight certificates, one a week, the oldest first: 49, 42, ... 0 days old.
+        let dirs: Vec<PathBuf> = (0..8)
+            .map(|i| {
+                let at = NOW - (7 - i) * 7 * DAY;
+                let record = IssuedRecord {
+                    directory_url: "https://ca/dir".into(),
+                    account: "https://ca/acct/1".into(),
+                    order_url: format!("https://ca/order/{i}"),
+                    names: names(),
+                    issued_at: at,
+                    not_after: at + 90 * DAY,
+                    sha256_fingerprint: format!("{i:02}"),
+                    accepted: true,
+                    rejected_because: None,
+                    replaces: None,
+                };
+                state.store_issued(&material, &record, at).expect("store")
+            })
+            .collect();
+        // Keep 3, and everything younger than 30 days: 49, 42 and 35 days old may go, except
+        // the one a service holds (fingerprint "01", 42 days old).
+        let (removed, problems) = state.prune_issued(3, 30 * DAY, NOW, &["01".to_string()]);
+        assert!(problems.is_empty(), "{problems:?}");
+        let mut removed = removed;
+        removed.sort();
+        assert_eq!(removed, vec![dirs[0].clone(), dirs[2].clone()]);
+        assert!(!dirs[0].exists() && !dirs[0].join("key.pem").exists(), "the key goes with it");
+        assert!(dirs[1].exists(), "the installed one stays");
+        assert_eq!(state.issued().len(), 6);
+        // Old but within the newest N: kept. Beyond N but young: kept.
+        let (removed, _) = state.prune_issued(8, 0, NOW + 1000 * DAY, &[]);
+        assert!(removed.is_empty());
+        let (removed, _) = state.prune_issued(1, 1000 * DAY, NOW, &[]);
+        assert!(removed.is_empty());
+        // Everything old and keep = 1: all but the newest (and the installed one) go.
+        let (removed, _) = state.prune_issued(1, 0, NOW + DAY, &["01".to_string()]);
+        assert_eq!(removed.len(), 4);
+        let left: Vec<PathBuf> = state.issued().into_iter().map(|(d, _)| d).collect();
+        assert_eq!(left.len(), 2);
+        assert!(left.contains(&dirs[7]) && left.contains(&dirs[1]), "{left:?}");
     }
 
     #[test]
