@@ -233,8 +233,17 @@ fn standalone_http01_issues_once_installs_into_both_layouts_and_reuses_the_accou
     assert_eq!(host.events("order-opened").len(), 1, "{}", out.stdout);
     assert_eq!(host.reload_log(), "web reload\nftp reload\n");
 
-    // A self-signed certificate again: a second order with the same account.
+    // A self-signed certificate again: the certificate kept from the first order still does,
+    // so it is installed again without an order (reuse before re-order)...
     host.reset_certificates();
+    let out = host.run().run().code(0);
+    assert!(out.stdout.contains("reused the certificate issued at"), "{}", out.stdout);
+    assert_eq!(host.events("order-opened").len(), 1, "{}", out.stdout);
+    assert_eq!(assert_issued(&host.path("web/cert.pem"), &host.path("web/key.pem"), &host.hostname), web);
+
+    // ...but with a name it does not cover: a second order, with the same account.
+    host.reset_certificates();
+    host.configure_for(&pebble, "extra-names = [\"www.standalone.acme-test.com\"]");
     let out = host.run().run();
     assert_eq!(out.code, 0, "{}\n{}\n{}", out.stdout, out.stderr, pebble.log());
     let opened = host.events("order-opened");
@@ -315,6 +324,59 @@ fn an_internal_hostname_is_ordered_from_a_private_ca() {
     );
     assert_eq!(host.events("order-opened").len(), 1);
     assert_eq!(host.service_files(), before);
+}
+
+/// Issue 12, case 1: a certificate issued but not installed (the reload failed, the install was
+/// rolled back) is installed by the next run instead of ordering again.
+#[test]
+fn an_issued_certificate_that_could_not_be_installed_is_reused_not_ordered_again() {
+    let pebble = Pebble::start(Settings::default());
+    let host = Host::new("reuse.acme-test.com");
+    // At the daily cap after the first order: the second run could not order at all.
+    host.configure_for(&pebble, "max-orders-per-day = 1");
+    // The reload fails while this file exists.
+    let broken = host.path("reload-is-broken");
+    std::fs::write(&broken, "").expect("flag");
+    std::fs::write(
+        host.path("record-reload"),
+        format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$*\" >> {}\n[ -e {} ] && exit 1\nexit 0\n",
+            host.path("reload.log").display(),
+            broken.display()
+        ),
+    )
+    .expect("recorder");
+    let before = host.service_files();
+    let out = host.run().run();
+    assert_ne!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(host.service_files(), before, "the failed installs were rolled back");
+    assert_eq!(host.events("order-opened").len(), 1);
+    let issued = host.events("issued");
+    assert_eq!(issued.len(), 1);
+    let stored = PathBuf::from(issued[0]["stored"].as_str().expect("stored"));
+    let kept = assert_issued(&stored.join("certificate.pem"), &stored.join("key.pem"), &host.hostname);
+
+    // The reload works again: the kept certificate is installed, and Pebble sees no new order.
+    std::fs::remove_file(&broken).expect("fix");
+    let out = host.run().run();
+    assert_eq!(out.code, 0, "{}\n{}\n{}", out.stdout, out.stderr, pebble.log());
+    assert!(out.stdout.contains("reused the certificate issued at"), "{}", out.stdout);
+    assert_eq!(host.events("order-opened").len(), 1, "no new order");
+    assert_eq!(host.events("reused").len(), 1);
+    assert_eq!(assert_issued(&host.path("web/cert.pem"), &host.path("web/key.pem"), &host.hostname), kept);
+    assert_eq!(
+        assert_issued(&host.path("ftp/combined.pem"), &host.path("ftp/combined.pem"), &host.hostname),
+        kept
+    );
+    let new_orders = pebble.log().matches("POST /order-plz").count();
+    assert_eq!(new_orders, 1, "Pebble's log: one new order\n{}", pebble.log());
+
+    // Installed now: the next run neither orders nor reinstalls.
+    let reloads = host.reload_log();
+    let out = host.run().run();
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(host.reload_log(), reloads);
+    assert_eq!(host.events("reused").len(), 1);
 }
 
 #[test]

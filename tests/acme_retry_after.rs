@@ -161,6 +161,8 @@ fn the_cas_retry_after_paces_the_polls_and_one_past_the_wait_leaves_the_order_pe
     // A Retry-After past what this run waits (pending-wait-seconds = 20): the run stops looking
     // at once and leaves the order pending; the next run resumes and finishes it.
     host.self_signed();
+    // The certificate kept from the first order would be reused instead of ordering: it goes.
+    std::fs::remove_dir_all(host.path("state/acme/issued")).expect("issued");
     proxy.with(|b| b.finalize_retry_after = Some("3600".into()));
     let seen = proxy.requests().len();
     let started = Instant::now();

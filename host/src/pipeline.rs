@@ -357,9 +357,17 @@ fn act(
         (Decision::Placeholder, _) => vec![install_placeholder(config, service, dry_run, now)],
         (
             Decision::Replace | Decision::ReplaceOrPlaceholder,
-            Some((AcmeOutcome::Issued { material, order_url, .. }, _)),
+            Some((AcmeOutcome::Issued { material, order_url, reused, .. }, _)),
         ) => {
-            let installed = install_replacement(config, service, material, order_url);
+            let origin = match reused {
+                Some(at) => format!(
+                    "the certificate issued by order {order_url} (reused the certificate issued at {} instead of \
+                     ordering again)",
+                    crate::acme::state::utc_text(*at)
+                ),
+                None => format!("the certificate issued by order {order_url}"),
+            };
+            let installed = install_replacement(config, service, material, &origin);
             if installed.failed() && decision == Decision::ReplaceOrPlaceholder {
                 vec![installed, install_placeholder(config, service, dry_run, now)]
             } else {
@@ -391,12 +399,13 @@ fn act(
     }
 }
 
-/// Installs the certificate issued in this run (safe path: journal, backup, reload, rollback).
+/// Installs the certificate issued in this run, or reused (safe path: journal, backup, reload,
+/// rollback); `origin`: which certificate, for the message.
 fn install_replacement(
     config: &Config,
     service: &ServiceConfig,
     material: &placeholder::Material,
-    order_url: &str,
+    origin: &str,
 ) -> ActionReport {
     let report = |outcome, message| ActionReport { kind: ActionKind::InstallReplacement, outcome, message };
     let reload = ReloadCommand::for_service(service);
@@ -412,7 +421,7 @@ fn install_replacement(
         Ok(done) => report(
             "done",
             format!(
-                "installed the certificate issued by order {order_url}{}{}; previous files kept in {}",
+                "installed {origin}{}{}; previous files kept in {}",
                 if reload.is_some() { ", reloaded" } else { "" },
                 crate::probe::AfterInstall::describe_success(done.verified.as_deref()),
                 done.backup_dir.display()

@@ -24,6 +24,7 @@ pub mod errors;
 pub mod order;
 pub mod replaces;
 pub mod retry;
+pub mod reuse;
 pub mod state;
 
 use std::path::PathBuf;
@@ -67,6 +68,9 @@ pub enum Outcome {
         order_url: String,
         names: Vec<String>,
         not_after: i64,
+        /// A certificate issued in an earlier run and not installed then ([`reuse`]): when it
+        /// was issued. No order was opened.
+        reused: Option<i64>,
     },
     /// The CA is still processing; the order is saved and resumed by the next run.
     Pending { order_url: String, status: String, reason: String },
@@ -88,7 +92,10 @@ impl StepReport {
     /// A one-line description of the outcome for the services' actions.
     pub fn summary(&self) -> String {
         match &self.outcome {
-            Outcome::Issued { order_url, .. } => format!("issued by order {order_url}"),
+            Outcome::Issued { order_url, reused: None, .. } => format!("issued by order {order_url}"),
+            Outcome::Issued { order_url, reused: Some(at), .. } => {
+                format!("reused the certificate issued at {} by order {order_url}", state::utc_text(*at))
+            }
             Outcome::Pending { order_url, reason, .. } => {
                 format!("the order {order_url} is still pending ({reason})")
             }
@@ -316,6 +323,38 @@ pub fn order(config: &Config, options: &StepOptions, now: i64) -> StepReport {
             }
             Err(e) => return failed(e, notices),
         }
+    }
+    // Reuse before re-order: an earlier certificate that was never installed and still does.
+    if pending.is_none()
+        && let Some(found) = reuse::find(config, acme, &state, &names, unix_now())
+    {
+        let mut event = HistoryEvent::new("reused", now);
+        event.directory_url = Some(found.record.directory_url.clone());
+        event.order_url = Some(found.record.order_url.clone());
+        event.names = names.clone();
+        event.stored = Some(found.dir.clone());
+        let _ = state.log(&event);
+        notices.push(notice(
+            Level::Warning,
+            format!(
+                "No certificate was ordered: reused the certificate issued at {} (order {}, valid until {}), kept \
+                 in {}, which covers {} and was not installed yet.",
+                state::utc_text(found.record.issued_at),
+                found.record.order_url,
+                state::utc_text(found.not_after),
+                found.dir.display(),
+                names.join(", ")
+            ),
+        ));
+        let outcome = Outcome::Issued {
+            material: found.material,
+            stored: found.dir,
+            order_url: found.record.order_url,
+            names,
+            not_after: found.not_after,
+            reused: Some(found.record.issued_at),
+        };
+        return StepReport { outcome, notices };
     }
     if pending.is_none() {
         match state.limits() {
@@ -593,7 +632,7 @@ fn next_attempt(limits: &state::Limits, asked: Option<&client::CaWait>, until: i
 }
 
 /// The SHA-256 fingerprints (hex) of the leaf certificates the services hold now.
-fn installed_fingerprints(config: &Config) -> Vec<String> {
+pub(crate) fn installed_fingerprints(config: &Config) -> Vec<String> {
     config
         .services
         .iter()
@@ -721,6 +760,7 @@ fn finish_issued(
                     order_url: order_url.to_owned(),
                     names: names.to_vec(),
                     not_after: issued.not_after,
+                    reused: None,
                 },
                 notices,
             }

@@ -298,7 +298,8 @@ pub struct HistoryEvent {
     /// "account-created", "account-replaced" (the CA no longer knew the stored account; `stored`:
     /// where its file is kept), "order-opened", "order-resumed", "order-pending", "issued",
     /// "order-failed", "order-abandoned", "verification-failed", "retry-scheduled",
-    /// "retry-removed", "issued-pruned" (retention; `stored`: the directory removed),
+    /// "retry-removed", "issued-pruned" (retention; `stored`: the directory removed), "reused"
+    /// (an earlier certificate was installed instead of ordering; `stored`: its directory),
     /// "replaces-refused" (the CA refused the `replaces` of a new order, which
     /// was then opened without it).
     pub event: String,
