@@ -13,8 +13,9 @@
 //!     certificate.pem  chain.pem  key.pem  order.json
 //! ```
 //!
-//! Every file is replaced atomically (temporary file, fsync, rename, fsync of the directory),
-//! and a key is created `0600` before any byte is written.
+//! Every file is replaced atomically and link-safely ([`crate::fs::write_atomic`]: temporary
+//! file with its mode set before any byte, fsync, rename, fsync of the directory), and every
+//! read is bounded ([`crate::fs::read_bounded`], [`crate::fs::limits::STATE_FILE`]).
 
 use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
@@ -28,6 +29,8 @@ use zeroize::Zeroizing;
 use super::errors::{AcmeError, ProblemDocument};
 use crate::actions::placeholder::Material;
 use crate::actions::{create_private_dir, fsync_dir, utc_stamp};
+use crate::fs::limits::STATE_FILE;
+use crate::fs::write_atomic;
 
 /// The subdirectory of the state directory.
 pub const ACME_DIR: &str = "acme";
@@ -41,8 +44,6 @@ pub const MAX_BACKOFF_SECS: i64 = 86_400;
 pub const UNREACHABLE_BACKOFF_SECS: [i64; 5] = [300, 900, 3600, 4 * 3600, 12 * 3600];
 /// The window of the daily order cap.
 pub const DAY_SECS: i64 = 86_400;
-/// The largest state file read (they are all small).
-const MAX_STATE_FILE: u64 = 1024 * 1024;
 
 /// The ACME part of the state directory.
 #[derive(Debug, Clone)]
@@ -363,6 +364,11 @@ pub struct IssuedRecord {
     pub replaces: Option<String>,
 }
 
+/// An error of the file layer, which names the path and what failed itself.
+fn fs_err(path: &Path, e: crate::fs::FsError) -> AcmeError {
+    AcmeError::State { path: path.to_owned(), reason: e.to_string() }
+}
+
 fn err(path: &Path, what: &str, e: impl std::fmt::Display) -> AcmeError {
     AcmeError::State { path: path.to_owned(), reason: format!("cannot {what}: {e}") }
 }
@@ -391,9 +397,9 @@ impl StateDir {
 
     /// Reads a JSON file; `Ok(None)` if it does not exist.
     fn read_json<T: DeserializeOwned>(&self, path: &Path) -> Result<Option<T>, AcmeError> {
-        match crate::facts::read_bounded(path, MAX_STATE_FILE) {
+        match crate::fs::read_bounded(path, STATE_FILE) {
             Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| err(path, "parse the JSON", e)),
-            Err(crate::facts::read::ReadError::Missing(_)) => Ok(None),
+            Err(crate::fs::ReadError::Missing(_)) => Ok(None),
             Err(e) => Err(AcmeError::State { path: path.to_owned(), reason: super::client::read_error(e) }),
         }
     }
@@ -401,7 +407,7 @@ impl StateDir {
     fn write_json<T: Serialize>(&self, path: &Path, value: &T) -> Result<(), AcmeError> {
         let mut bytes = Zeroizing::new(serde_json::to_vec_pretty(value).map_err(|e| err(path, "encode", e))?);
         bytes.push(b'\n');
-        write_atomic(path, &bytes, 0o600).map_err(|e| err(path, "write", e))
+        write_atomic(path, &bytes, 0o600).map_err(|e| fs_err(path, e))
     }
 
     fn remove(&self, path: &Path) -> Result<(), AcmeError> {
@@ -473,13 +479,13 @@ impl StateDir {
     /// Stores the key of the CSR about to be sent (`0600`, written before the CA sees the CSR).
     pub fn save_pending_key(&self, key_pem: &[u8]) -> Result<(), AcmeError> {
         let path = self.file("pending-key.pem");
-        write_atomic(&path, key_pem, 0o600).map_err(|e| err(&path, "write", e))
+        write_atomic(&path, key_pem, 0o600).map_err(|e| fs_err(&path, e))
     }
 
     /// The key of the CSR sent for the pending order.
     pub fn pending_key(&self) -> Result<Zeroizing<Vec<u8>>, AcmeError> {
         let path = self.file("pending-key.pem");
-        crate::facts::read_bounded(&path, MAX_STATE_FILE)
+        crate::fs::read_bounded(&path, STATE_FILE)
             .map_err(|e| AcmeError::State { path: path.clone(), reason: super::client::read_error(e) })
     }
 
@@ -524,11 +530,9 @@ impl StateDir {
 
     /// Every event of `history.jsonl` (lines that do not parse are skipped).
     pub fn history(&self) -> Vec<HistoryEvent> {
-        fs::read_to_string(self.file("history.jsonl"))
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect()
+        // Never truncated, so it may outgrow a state file: the bound is generous (64 state files).
+        let bytes = crate::fs::read_bounded(&self.file("history.jsonl"), 64 * STATE_FILE).unwrap_or_default();
+        String::from_utf8_lossy(&bytes).lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
     }
 
     /// Every issued certificate's directory and record (`issued/*/order.json`); directories
@@ -597,11 +601,11 @@ impl StateDir {
         fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
             .map_err(|e| err(&dir, "chmod", e))?;
         write_atomic(&dir.join("key.pem"), &material.key_pem, 0o600)
-            .map_err(|e| err(&dir, "write key.pem in", e))?;
+            .map_err(|e| fs_err(&dir.join("key.pem"), e))?;
         write_atomic(&dir.join("certificate.pem"), &material.certificate_pem, 0o644)
-            .map_err(|e| err(&dir, "write certificate.pem in", e))?;
+            .map_err(|e| fs_err(&dir.join("certificate.pem"), e))?;
         write_atomic(&dir.join("chain.pem"), &material.chain_pem, 0o644)
-            .map_err(|e| err(&dir, "write chain.pem in", e))?;
+            .map_err(|e| fs_err(&dir.join("chain.pem"), e))?;
         self.write_json(&dir.join("order.json"), record)?;
         fsync_dir(&issued).map_err(|e| err(&issued, "sync", e))?;
         Ok(dir)
@@ -630,31 +634,6 @@ impl std::fmt::Debug for StoredAccount {
             .field("credentials", &"<redacted>")
             .finish()
     }
-}
-
-/// Writes `bytes` to `path` atomically: a temporary file in the same directory, created with
-/// `mode` before any byte is written, fsynced, renamed over `path`, directory fsynced.
-pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
-    let dir = path.parent().ok_or_else(|| io::Error::other("no parent directory"))?;
-    let name = path.file_name().ok_or_else(|| io::Error::other("no file name"))?;
-    let mut temp_name = std::ffi::OsString::from(".");
-    temp_name.push(name);
-    temp_name.push(format!(".tmp-{}", std::process::id()));
-    let temp = dir.join(temp_name);
-    let _ = fs::remove_file(&temp);
-    let result = (|| {
-        let mut file = OpenOptions::new().write(true).create_new(true).mode(mode).open(&temp)?;
-        // The umask may have narrowed the mode; set it exactly.
-        file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(mode))?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        fs::rename(&temp, path)?;
-        fsync_dir(dir)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&temp);
-    }
-    result
 }
 
 #[cfg(test)]
@@ -851,6 +830,35 @@ mod tests {
         let left: Vec<PathBuf> = state.issued().into_iter().map(|(d, _)| d).collect();
         assert_eq!(left.len(), 2);
         assert!(left.contains(&dirs[7]) && left.contains(&dirs[1]), "{left:?}");
+    }
+
+    #[test]
+    fn reads_are_bounded_and_never_block_on_a_fifo() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let state = StateDir::open(tmp.path()).expect("open");
+        state.log(&HistoryEvent::new("issued", NOW)).expect("log");
+        assert_eq!(state.history().len(), 1);
+        // A FIFO where the history was: an unbounded read_to_string would block here forever.
+        let history = state.path().join("history.jsonl");
+        std::fs::remove_file(&history).expect("rm");
+        assert!(std::process::Command::new("mkfifo").arg(&history).status().expect("mkfifo").success());
+        assert!(state.history().is_empty());
+        // A state file larger than the limit is refused, not read.
+        let limits = state.path().join("limits.json");
+        let file = std::fs::File::create(&limits).expect("create");
+        file.set_len(STATE_FILE + 1).expect("grow");
+        let e = state.limits().expect_err("too large");
+        assert!(e.to_string().contains("too large"), "{e}");
+        // Writes go through the file layer: a link planted where a state file goes is replaced,
+        // never written through.
+        let outside = tmp.path().join("outside");
+        std::fs::write(&outside, "keep").expect("outside");
+        std::fs::remove_file(&limits).expect("rm");
+        std::os::unix::fs::symlink(&outside, &limits).expect("symlink");
+        state.save_limits(&Limits::default()).expect("save");
+        assert_eq!(std::fs::read_to_string(&outside).expect("read"), "keep");
+        assert!(!std::fs::symlink_metadata(&limits).expect("meta").file_type().is_symlink());
+        assert_eq!(mode_of(&limits), 0o600);
     }
 
     #[test]
