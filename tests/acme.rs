@@ -358,6 +358,9 @@ fn an_issued_certificate_that_could_not_be_installed_is_reused_not_ordered_again
 
     // The reload works again: the kept certificate is installed, and Pebble sees no new order.
     std::fs::remove_file(&broken).expect("fix");
+    let out = host.run().arg("--dry-run").run();
+    assert!(out.stdout.contains("dry run: would install the certificate issued at"), "{}", out.stdout);
+    assert_eq!(host.service_files(), before);
     let out = host.run().run();
     assert_eq!(out.code, 0, "{}\n{}\n{}", out.stdout, out.stderr, pebble.log());
     assert!(out.stdout.contains("reused the certificate issued at"), "{}", out.stdout);

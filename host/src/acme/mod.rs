@@ -215,7 +215,17 @@ pub fn planned(config: &Config, now: i64) -> StepReport {
         pending_order: None,
         next_order_not_before: None,
     });
+    let reusable = match facts.pending_order {
+        None => reuse::find(config, acme, &StateDir::at(&config.state_dir), &names, now),
+        Some(_) => None,
+    };
     let reason = match (&facts.pending_order, facts.next_order_not_before) {
+        (None, _) if let Some(found) = &reusable => format!(
+            "dry run: would install the certificate issued at {} (order {}), kept in {}, instead of ordering",
+            state::utc_text(found.record.issued_at),
+            found.record.order_url,
+            found.dir.display()
+        ),
         (Some(p), _) => {
             format!("dry run: would resume the pending order {} at {}", p.url, acme.directory_url)
         }
