@@ -300,6 +300,33 @@ fn a_ca_that_forgot_the_account_gets_a_new_one_in_the_same_run() {
     );
 }
 
+/// The same with an order left pending by the forgotten account: the order is abandoned (it was
+/// the old account's) and a new one opened with the new account, in the same run.
+#[test]
+fn a_pending_order_of_a_forgotten_account_is_abandoned_and_ordered_again() {
+    let mut pebble = Pebble::start(Settings::default());
+    let host = Host::new("forgotten-pending.acme-test.com");
+    host.configure_for(&pebble, "");
+    // The HTTP-01 port is taken: the challenge cannot be answered, the order stays pending.
+    let taken = std::net::TcpListener::bind(("127.0.0.1", pebble.http_port)).expect("bind");
+    let out = host.run().run();
+    assert_eq!(out.code, RETRY_PENDING, "{}\n{}\n{}", out.stdout, out.stderr, pebble.log());
+    drop(taken);
+    let pending: Value =
+        serde_json::from_slice(&std::fs::read(host.state().join("acme/pending.json")).expect("pending.json"))
+            .expect("json");
+
+    pebble.restart();
+    let out = host.run().run();
+    assert_eq!(out.code, 0, "{}\n{}\n{}", out.stdout, out.stderr, pebble.log());
+    assert_issued(&host.path("web/cert.pem"), &host.path("web/key.pem"), &host.hostname);
+    assert_eq!(host.events("account-replaced").len(), 1, "{:?}", host.history());
+    let abandoned = host.events("order-abandoned");
+    assert_eq!(abandoned.len(), 1, "{:?}", host.history());
+    assert_eq!(abandoned[0]["order-url"], pending["url"]);
+    assert!(!host.state().join("acme/pending.json").exists());
+}
+
 /// Issue 12, case 6: an internal name (`.internal`) is ordered from a private CA — Pebble, whose
 /// directory on loopback is no public CA's.
 #[test]
