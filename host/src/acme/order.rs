@@ -260,10 +260,20 @@ pub async fn drive(ctx: &Ctx<'_>, pending: Option<PendingState>) -> Result<Progr
 }
 
 /// Whether the CA's refusal says the account is gone: `accountDoesNotExist` (a CA that forgot
-/// it, e.g. Pebble restarted) or `unauthorized` (e.g. a deactivated account).
+/// it, e.g. Pebble restarted), or `unauthorized` about the account (a deactivated one: "Account
+/// is not valid, has status deactivated"). An `unauthorized` about anything else (a name, a
+/// policy) is not: a new account would not change it, and every run would register another.
 pub fn account_lost(error: &AcmeError) -> bool {
-    matches!(error, AcmeError::Refused { problem, .. }
-        if matches!(problem.acme_error(), Some("accountDoesNotExist" | "unauthorized")))
+    let AcmeError::Refused { problem, .. } = error else {
+        return false;
+    };
+    match problem.acme_error() {
+        Some("accountDoesNotExist") => true,
+        Some("unauthorized") => {
+            problem.detail.as_deref().is_some_and(|d| d.to_ascii_lowercase().contains("account"))
+        }
+        _ => false,
+    }
 }
 
 /// Fetches the pending order, or opens a new one and records it (pending.json, the daily cap,
@@ -783,6 +793,28 @@ pub fn verify_issued(
 mod tests {
     use super::*;
     use openssl::x509::X509Req;
+
+    #[test]
+    fn only_a_refusal_about_the_account_means_the_account_is_lost() {
+        let refused = |kind: &str, detail: &str| AcmeError::Refused {
+            step: "open an order",
+            problem: ProblemDocument {
+                kind: Some(format!("urn:ietf:params:acme:error:{kind}")),
+                detail: Some(detail.into()),
+                status: Some(400),
+                subproblems: Vec::new(),
+            },
+        };
+        assert!(account_lost(&refused("accountDoesNotExist", "unable to find existing account")));
+        assert!(account_lost(&refused("unauthorized", "Account is not valid, has status \"deactivated\"")));
+        assert!(!account_lost(&refused(
+            "unauthorized",
+            "Cannot issue for \"a.example\": forbidden by policy"
+        )));
+        assert!(!account_lost(&refused("rateLimited", "too many accounts")));
+        let unreachable = AcmeError::Unreachable { step: "x", url: "u".into(), reason: "refused".into() };
+        assert!(!account_lost(&unreachable));
+    }
 
     #[test]
     fn csr_names_every_name_and_matches_its_key() {
