@@ -233,8 +233,17 @@ fn standalone_http01_issues_once_installs_into_both_layouts_and_reuses_the_accou
     assert_eq!(host.events("order-opened").len(), 1, "{}", out.stdout);
     assert_eq!(host.reload_log(), "web reload\nftp reload\n");
 
-    // A self-signed certificate again: a second order with the same account.
+    // A self-signed certificate again: the certificate kept from the first order still does,
+    // so it is installed again without an order (reuse before re-order)...
     host.reset_certificates();
+    let out = host.run().run().code(0);
+    assert!(out.stdout.contains("reused the certificate issued at"), "{}", out.stdout);
+    assert_eq!(host.events("order-opened").len(), 1, "{}", out.stdout);
+    assert_eq!(assert_issued(&host.path("web/cert.pem"), &host.path("web/key.pem"), &host.hostname), web);
+
+    // ...but with a name it does not cover: a second order, with the same account.
+    host.reset_certificates();
+    host.configure_for(&pebble, "extra-names = [\"www.standalone.acme-test.com\"]");
     let out = host.run().run();
     assert_eq!(out.code, 0, "{}\n{}\n{}", out.stdout, out.stderr, pebble.log());
     let opened = host.events("order-opened");
@@ -247,6 +256,157 @@ fn standalone_http01_issues_once_installs_into_both_layouts_and_reuses_the_accou
     assert_ne!(second, web);
     // Both issued certificates are kept.
     assert_eq!(std::fs::read_dir(acme.join("issued")).expect("issued").count(), 2);
+}
+
+/// Issue 12, case 3: a CA that forgot the account (Pebble restarted) gets a new account in the
+/// same run; the old account file is kept and the replacement is in the history.
+#[test]
+fn a_ca_that_forgot_the_account_gets_a_new_one_in_the_same_run() {
+    let mut pebble = Pebble::start(Settings::default());
+    let host = Host::new("forgotten.acme-test.com");
+    host.configure_for(&pebble, "");
+    let out = host.run().run();
+    assert_eq!(out.code, 0, "{}\n{}\n{}", out.stdout, out.stderr, pebble.log());
+    let first_account = host.events("account-created")[0]["account"].clone();
+
+    // A new Pebble on the same ports: every account is gone (and its root is new).
+    pebble.restart();
+    host.reset_certificates();
+    let out = host.run().run();
+    assert_eq!(out.code, 0, "{}\n{}\n{}", out.stdout, out.stderr, pebble.log());
+    assert_issued(&host.path("web/cert.pem"), &host.path("web/key.pem"), &host.hostname);
+    let replaced = host.events("account-replaced");
+    assert_eq!(replaced.len(), 1, "{:?}", host.history());
+    assert_eq!(replaced[0]["account"], first_account);
+    assert!(
+        replaced[0]["problem"]["type"].as_str().unwrap_or("").ends_with("accountDoesNotExist"),
+        "{replaced:?}"
+    );
+    let kept = PathBuf::from(replaced[0]["stored"].as_str().expect("stored"));
+    assert!(
+        kept.file_name().expect("name").to_string_lossy().contains(".json.replaced-"),
+        "{}",
+        kept.display()
+    );
+    assert!(kept.exists(), "the old account file is kept");
+    assert_eq!(mode(&kept), 0o600);
+    assert_eq!(host.events("account-created").len(), 2);
+    assert_eq!(host.events("issued").len(), 2);
+    assert!(
+        format!("{}{}", out.stdout, out.stderr).contains("no longer knows the account"),
+        "{}\n{}",
+        out.stdout,
+        out.stderr
+    );
+}
+
+/// The same with an order left pending by the forgotten account: the order is abandoned (it was
+/// the old account's) and a new one opened with the new account, in the same run.
+#[test]
+fn a_pending_order_of_a_forgotten_account_is_abandoned_and_ordered_again() {
+    let mut pebble = Pebble::start(Settings::default());
+    let host = Host::new("forgotten-pending.acme-test.com");
+    host.configure_for(&pebble, "");
+    // The HTTP-01 port is taken: the challenge cannot be answered, the order stays pending.
+    let taken = std::net::TcpListener::bind(("127.0.0.1", pebble.http_port)).expect("bind");
+    let out = host.run().run();
+    assert_eq!(out.code, RETRY_PENDING, "{}\n{}\n{}", out.stdout, out.stderr, pebble.log());
+    drop(taken);
+    let pending: Value =
+        serde_json::from_slice(&std::fs::read(host.state().join("acme/pending.json")).expect("pending.json"))
+            .expect("json");
+
+    pebble.restart();
+    let out = host.run().run();
+    assert_eq!(out.code, 0, "{}\n{}\n{}", out.stdout, out.stderr, pebble.log());
+    assert_issued(&host.path("web/cert.pem"), &host.path("web/key.pem"), &host.hostname);
+    assert_eq!(host.events("account-replaced").len(), 1, "{:?}", host.history());
+    let abandoned = host.events("order-abandoned");
+    assert_eq!(abandoned.len(), 1, "{:?}", host.history());
+    assert_eq!(abandoned[0]["order-url"], pending["url"]);
+    assert!(!host.state().join("acme/pending.json").exists());
+}
+
+/// Issue 12, case 6: an internal name (`.internal`) is ordered from a private CA — Pebble, whose
+/// directory on loopback is no public CA's.
+#[test]
+fn an_internal_hostname_is_ordered_from_a_private_ca() {
+    let pebble = Pebble::start(Settings::default());
+    let host = Host::new("host.corp.internal");
+    host.configure_for(&pebble, "");
+    let out = host.run().run();
+    assert_eq!(out.code, 0, "{}\n{}\n{}", out.stdout, out.stderr, pebble.log());
+    assert!(!out.stdout.contains("fully qualified"), "{}", out.stdout);
+    assert_issued(&host.path("web/cert.pem"), &host.path("web/key.pem"), "host.corp.internal");
+
+    // Said to be a public CA, the same directory gets no order, and the run says why.
+    host.reset_certificates();
+    let before = host.service_files();
+    host.configure_for(&pebble, "public = true");
+    let out = host.run().arg("--verbose").run();
+    let text = format!("{}{}", out.stdout, out.stderr);
+    assert!(
+        text.contains("host.corp.internal is a name reserved for internal use (RFC 6761/.internal); a public CA cannot issue for it; set [acme] public = false for a private CA"),
+        "{text}"
+    );
+    assert_eq!(host.events("order-opened").len(), 1);
+    assert_eq!(host.service_files(), before);
+}
+
+/// Issue 12, case 1: a certificate issued but not installed (the reload failed, the install was
+/// rolled back) is installed by the next run instead of ordering again.
+#[test]
+fn an_issued_certificate_that_could_not_be_installed_is_reused_not_ordered_again() {
+    let pebble = Pebble::start(Settings::default());
+    let host = Host::new("reuse.acme-test.com");
+    // At the daily cap after the first order: the second run could not order at all.
+    host.configure_for(&pebble, "max-orders-per-day = 1");
+    // The reload fails while this file exists.
+    let broken = host.path("reload-is-broken");
+    std::fs::write(&broken, "").expect("flag");
+    std::fs::write(
+        host.path("record-reload"),
+        format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$*\" >> {}\n[ -e {} ] && exit 1\nexit 0\n",
+            host.path("reload.log").display(),
+            broken.display()
+        ),
+    )
+    .expect("recorder");
+    let before = host.service_files();
+    let out = host.run().run();
+    assert_ne!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(host.service_files(), before, "the failed installs were rolled back");
+    assert_eq!(host.events("order-opened").len(), 1);
+    let issued = host.events("issued");
+    assert_eq!(issued.len(), 1);
+    let stored = PathBuf::from(issued[0]["stored"].as_str().expect("stored"));
+    let kept = assert_issued(&stored.join("certificate.pem"), &stored.join("key.pem"), &host.hostname);
+
+    // The reload works again: the kept certificate is installed, and Pebble sees no new order.
+    std::fs::remove_file(&broken).expect("fix");
+    let out = host.run().arg("--dry-run").run();
+    assert!(out.stdout.contains("dry run: would install the certificate issued at"), "{}", out.stdout);
+    assert_eq!(host.service_files(), before);
+    let out = host.run().run();
+    assert_eq!(out.code, 0, "{}\n{}\n{}", out.stdout, out.stderr, pebble.log());
+    assert!(out.stdout.contains("reused the certificate issued at"), "{}", out.stdout);
+    assert_eq!(host.events("order-opened").len(), 1, "no new order");
+    assert_eq!(host.events("reused").len(), 1);
+    assert_eq!(assert_issued(&host.path("web/cert.pem"), &host.path("web/key.pem"), &host.hostname), kept);
+    assert_eq!(
+        assert_issued(&host.path("ftp/combined.pem"), &host.path("ftp/combined.pem"), &host.hostname),
+        kept
+    );
+    let new_orders = pebble.log().matches("POST /order-plz").count();
+    assert_eq!(new_orders, 1, "Pebble's log: one new order\n{}", pebble.log());
+
+    // Installed now: the next run neither orders nor reinstalls.
+    let reloads = host.reload_log();
+    let out = host.run().run();
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(host.reload_log(), reloads);
+    assert_eq!(host.events("reused").len(), 1);
 }
 
 #[test]
@@ -317,6 +477,27 @@ fn unreachable_ca_changes_nothing_and_says_so() {
     assert!(!acme.join("accounts").exists(), "no account was stored");
     assert!(!acme.join("pending.json").exists());
     assert_eq!(host.events("order-failed").len(), 1);
+
+    // An unreachable CA backs off briefly (5 minutes, plus at most 20 %), not an hour.
+    let limits: Value =
+        serde_json::from_slice(&std::fs::read(acme.join("limits.json")).expect("limits")).expect("json");
+    let until = limits["backoff-until"].as_i64().expect("backoff-until");
+    let failed_at = host.events("order-failed")[0]["at"].as_i64().expect("at");
+    assert!((300..=360).contains(&(until - failed_at)), "{limits}");
+
+    // The next run wants a replacement and may not order yet: it says when, and exits 75.
+    let out = host.run().run();
+    assert_eq!(out.code, RETRY_PENDING, "{}\n{}", out.stdout, out.stderr);
+    let text = format!("{}{}", out.stdout, out.stderr);
+    assert!(text.contains("The next attempt is due at") && text.contains("--force orders now"), "{text}");
+    assert_eq!(host.events("order-failed").len(), 1, "the CA was not contacted");
+
+    // --force goes past the back-off once, and says so in the history.
+    let out = host.run().arg("--force").run();
+    assert_eq!(out.code, ACME_FAILED, "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(host.events("forced").len(), 1);
+    assert_eq!(host.events("order-failed").len(), 2, "the CA was contacted again");
+    assert_eq!(host.service_files(), before, "no service file changed");
 }
 
 /// `atd` for the test: the running one, or one started here (`atd -f`, killed on drop).
@@ -450,7 +631,7 @@ fn daily_cap_stops_a_policy_that_asks_for_a_replacement_every_run() {
         let out = host.run().arg("--json").run();
         let report = json(&out);
         assert_eq!(report["order-hostname-certificate"], true, "the policy still asks");
-        assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+        assert_eq!(out.code, RETRY_PENDING, "{}\n{}", out.stdout, out.stderr);
         let notices = report["notices"].to_string();
         assert!(notices.contains("acme.max-orders-per-day = 1"), "{notices}");
         assert_eq!(
@@ -478,10 +659,10 @@ fn refused_order_reports_the_problem_document_and_backs_off() {
     let failed = host.events("order-failed");
     assert_eq!(failed[0]["problem"]["type"], "urn:ietf:params:acme:error:rejectedIdentifier");
 
-    // The CA is gone now; the next run does not even try: it backs off.
+    // The CA is gone now; the next run does not even try: it backs off (75: a later run orders).
     pebble.stop();
     let out = host.run().run();
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(out.code, RETRY_PENDING, "{}\n{}", out.stdout, out.stderr);
     assert!(out.stdout.contains("back-off"), "{}", out.stdout);
     assert!(!out.stdout.contains("cannot reach"), "{}", out.stdout);
     assert_eq!(host.events("order-failed").len(), 1);

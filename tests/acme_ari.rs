@@ -54,6 +54,15 @@ fn replaces_of(payload: &Value) -> Option<&str> {
     payload.get("replaces").map(|r| r.as_str().expect("replaces is a string"))
 }
 
+/// Removes the keys of the certificates kept in `state/acme/issued/`: without its key a kept
+/// certificate is not reused (reuse before re-order), so the next run orders — and names it as
+/// the certificate replaced, which needs only its certificate.
+fn forget_kept_keys(host: &Host) {
+    for entry in std::fs::read_dir(host.path("state/acme/issued")).expect("issued") {
+        let _ = std::fs::remove_file(entry.expect("entry").path().join("key.pem"));
+    }
+}
+
 #[test]
 fn ari_replaces_names_the_certificate_issued_before_and_is_dropped_when_the_ca_refuses_it() {
     let pebble = Pebble::start(Settings::default());
@@ -71,6 +80,7 @@ fn ari_replaces_names_the_certificate_issued_before_and_is_dropped_when_the_ca_r
 
     // The certificate is broken again: the next order names the one issued before.
     host.self_signed();
+    forget_kept_keys(&host);
     let out = host.run().arg("--verbose").run();
     let second = assert_installed(&host, &out, &pebble);
     assert_ne!(first, second);
@@ -102,6 +112,7 @@ fn ari_replaces_names_the_certificate_issued_before_and_is_dropped_when_the_ca_r
     let second_id = ari_id(&host.path("web/cert.pem"));
     proxy.with(|b| b.refuse_next_replaces = true);
     host.self_signed();
+    forget_kept_keys(&host);
     let out = host.run().arg("--verbose").run();
     let third = assert_installed(&host, &out, &pebble);
     assert_ne!(third, second);
@@ -186,6 +197,7 @@ fn ari_without_renewal_info_in_the_directory_no_replaces_is_sent() {
     let first = assert_installed(&host, &host.run().run(), &pebble);
     let first_id = ari_id(&host.path("web/cert.pem"));
     host.self_signed();
+    forget_kept_keys(&host);
     let out = host.run().arg("--verbose").run();
     assert_ne!(assert_installed(&host, &out, &pebble), first);
     let orders = proxy.new_orders();

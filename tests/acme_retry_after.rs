@@ -103,7 +103,7 @@ fn a_rate_limited_new_order_backs_off_until_the_cas_retry_after() {
     // Before that time the CA is not contacted at all, and the run says until when and why.
     let requests = proxy.requests().len();
     let out = host.run().run();
-    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert_eq!(out.code, RETRY_PENDING, "{}{}", out.stdout, out.stderr);
     assert!(
         out.stdout.contains(&format!(
             "no new order is opened before {} (back-off, as the certificate authority asked with Retry-After)",
@@ -112,6 +112,11 @@ fn a_rate_limited_new_order_backs_off_until_the_cas_retry_after() {
         "{}",
         out.stdout
     );
+    assert_eq!(proxy.requests().len(), requests, "no request reached the CA");
+    // Not even with --force: the CA itself asked for that time.
+    let out = host.run().arg("--force").run();
+    assert_eq!(out.code, RETRY_PENDING, "{}{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("not even with --force"), "{}", out.stdout);
     assert_eq!(proxy.requests().len(), requests, "no request reached the CA");
 
     // Once that time has come (the state's clock moved past it), a run orders and installs.
@@ -156,6 +161,8 @@ fn the_cas_retry_after_paces_the_polls_and_one_past_the_wait_leaves_the_order_pe
     // A Retry-After past what this run waits (pending-wait-seconds = 20): the run stops looking
     // at once and leaves the order pending; the next run resumes and finishes it.
     host.self_signed();
+    // The certificate kept from the first order would be reused instead of ordering: it goes.
+    std::fs::remove_dir_all(host.path("state/acme/issued")).expect("issued");
     proxy.with(|b| b.finalize_retry_after = Some("3600".into()));
     let seen = proxy.requests().len();
     let started = Instant::now();

@@ -15,6 +15,6 @@ pub const USAGE: i32 = 2;
 pub const ACME_FAILED: i32 = 69;
 /// Another run holds the lock (and only that: an unusable lock file is [`ERRORS`]).
 pub const LOCKED: i32 = 73;
-/// A certificate order is still pending at the CA, or waits for its back-off; a later run will
-/// pick it up by itself.
+/// A certificate order is still pending at the CA, or a wanted order was held back (back-off,
+/// daily cap); a later run will pick it up by itself.
 pub const RETRY_PENDING: i32 = 75;

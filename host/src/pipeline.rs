@@ -33,6 +33,8 @@ pub struct RunOptions {
     pub allow_retry: bool,
     /// `--no-retry`: never queue a re-check.
     pub no_retry: bool,
+    /// `--force`: open an order in this run whatever the back-off and the daily cap.
+    pub force: bool,
     /// Show a progress bar on the terminal (see `report::progress`).
     pub progress: bool,
     /// `--metrics-file`: where to write the Prometheus metrics, over `[metrics] textfile`.
@@ -181,6 +183,10 @@ fn run_inner(
     }));
     let (acme_facts, acme_notices) = crate::acme::facts(config, now);
     facts.acme = acme_facts;
+    // A private CA (acme.public = false, or a directory not a public CA's) issues for internal names.
+    if let Some(acme) = &config.acme {
+        facts.hostname_is_fqdn = crate::acme::hostname_orderable(acme, &facts.hostname);
+    }
     host_notices.extend(acme_notices.into_iter().map(|message| Notice {
         level: Level::Warning,
         service: None,
@@ -241,7 +247,10 @@ fn run_inner(
     let exit_code = match acme.as_ref().map(|step| &step.outcome) {
         Some(AcmeOutcome::Failed { .. }) => exit::ACME_FAILED,
         _ if failed || errors || fallback_from.is_some() => exit::ERRORS,
-        Some(AcmeOutcome::Pending { .. }) => exit::RETRY_PENDING,
+        // Pending at the CA, or held back (back-off, daily cap): a later run orders by itself.
+        Some(AcmeOutcome::Pending { .. } | AcmeOutcome::NotOrdered { retry_at: Some(_), .. }) => {
+            exit::RETRY_PENDING
+        }
         _ => exit::OK,
     };
     let mut report = RunReport {
@@ -366,6 +375,7 @@ fn acme_step(
         allow_retry: options.allow_retry,
         no_retry: options.no_retry,
         config_path: config.path.clone(),
+        force: options.force,
     };
     Some(crate::acme::order(config, &step, now))
 }
@@ -393,9 +403,17 @@ fn act(
         (Decision::Placeholder, _) => vec![install_placeholder(config, service, dry_run, now)],
         (
             Decision::Replace | Decision::ReplaceOrPlaceholder,
-            Some((AcmeOutcome::Issued { material, order_url, .. }, _)),
+            Some((AcmeOutcome::Issued { material, order_url, reused, .. }, _)),
         ) => {
-            let installed = install_replacement(config, service, material, order_url);
+            let origin = match reused {
+                Some(at) => format!(
+                    "the certificate issued by order {order_url} (reused the certificate issued at {} instead of \
+                     ordering again)",
+                    crate::acme::state::utc_text(*at)
+                ),
+                None => format!("the certificate issued by order {order_url}"),
+            };
+            let installed = install_replacement(config, service, material, &origin);
             if installed.failed() && decision == Decision::ReplaceOrPlaceholder {
                 vec![installed, install_placeholder(config, service, dry_run, now)]
             } else {
@@ -427,12 +445,13 @@ fn act(
     }
 }
 
-/// Installs the certificate issued in this run (safe path: journal, backup, reload, rollback).
+/// Installs the certificate issued in this run, or reused (safe path: journal, backup, reload,
+/// rollback); `origin`: which certificate, for the message.
 fn install_replacement(
     config: &Config,
     service: &ServiceConfig,
     material: &placeholder::Material,
-    order_url: &str,
+    origin: &str,
 ) -> ActionReport {
     let report = |outcome, message| ActionReport { kind: ActionKind::InstallReplacement, outcome, message };
     let reload = ReloadCommand::for_service(service);
@@ -448,7 +467,7 @@ fn install_replacement(
         Ok(done) => report(
             "done",
             format!(
-                "installed the certificate issued by order {order_url}{}{}; previous files kept in {}",
+                "installed {origin}{}{}; previous files kept in {}",
                 if reload.is_some() { ", reloaded" } else { "" },
                 crate::probe::AfterInstall::describe_success(done.verified.as_deref()),
                 done.backup_dir.display()

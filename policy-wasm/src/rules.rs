@@ -142,6 +142,9 @@ pub enum WhyNotOrder {
     NoCertificateAuthority,
     /// 3. The hostname is not an FQDN.
     HostnameNotFqdn,
+    /// 3. The hostname is fully qualified, but under a name reserved for internal use
+    ///    (`.internal`, `.test`, `.lan`...), which a public CA cannot issue for.
+    HostnameReservedForInternalUse(String),
     /// 4. The hostname resolves, but not (only) to this server's main IPs.
     DnsPointsElsewhere,
     /// 4. The hostname does not resolve.
@@ -159,6 +162,10 @@ impl WhyNotOrder {
             }
             WhyNotOrder::NoCertificateAuthority => "no certificate authority is configured".to_string(),
             WhyNotOrder::HostnameNotFqdn => "the hostname is not a fully qualified domain name".to_string(),
+            WhyNotOrder::HostnameReservedForInternalUse(hostname) => format!(
+                "the hostname {hostname} is a name reserved for internal use (RFC 6761/.internal); a public CA \
+                 cannot issue for it; set [acme] public = false for a private CA"
+            ),
             WhyNotOrder::DnsPointsElsewhere => {
                 "the hostname does not resolve to this server's main IP".to_string()
             }
@@ -174,11 +181,42 @@ impl WhyNotOrder {
         matches!(
             self,
             WhyNotOrder::HostnameNotFqdn
+                | WhyNotOrder::HostnameReservedForInternalUse(_)
                 | WhyNotOrder::DnsPointsElsewhere
                 | WhyNotOrder::DnsDoesNotResolve
                 | WhyNotOrder::CaaForbids(_)
         )
     }
+}
+
+/// Suffixes reserved for internal use (RFC 6761, 6762, 7686, 8375, 9476, ICANN's `.internal`)
+/// and the usual private ones: a fully qualified name under them is not a public CA's to issue.
+const INTERNAL_SUFFIXES: [&str; 15] = [
+    "localhost",
+    "local",
+    "invalid",
+    "test",
+    "example",
+    "onion",
+    "alt",
+    "home.arpa",
+    "internal",
+    "localdomain",
+    "lan",
+    "corp",
+    "home",
+    "intranet",
+    "private",
+];
+
+/// Whether `hostname` has at least two labels and ends in a suffix reserved for internal use.
+fn reserved_for_internal_use(hostname: &str) -> bool {
+    let name = hostname.trim_end_matches('.').to_ascii_lowercase();
+    name.contains('.')
+        && !name.split('.').any(str::is_empty)
+        && INTERNAL_SUFFIXES
+            .iter()
+            .any(|suffix| name.strip_suffix(suffix).is_some_and(|rest| rest.ends_with('.')))
 }
 
 /// Whether a hostname certificate can be ordered: `None` if it can, otherwise the first
@@ -188,6 +226,8 @@ pub fn why_not_order(facts: &HostFacts) -> Option<WhyNotOrder> {
         Some(WhyNotOrder::AutoHostnameCertificateDisabled)
     } else if facts.acme.is_none() {
         Some(WhyNotOrder::NoCertificateAuthority)
+    } else if !facts.hostname_is_fqdn && reserved_for_internal_use(&facts.hostname) {
+        Some(WhyNotOrder::HostnameReservedForInternalUse(facts.hostname.clone()))
     } else if !facts.hostname_is_fqdn {
         Some(WhyNotOrder::HostnameNotFqdn)
     } else if facts.hostname_dns == DnsStatus::PointsElsewhere {
@@ -1222,6 +1262,17 @@ mod tests {
         assert_eq!(why_not_order(&f), Some(WhyNotOrder::NoCertificateAuthority));
         f.acme = facts(vec![]).acme;
         assert_eq!(why_not_order(&f), Some(WhyNotOrder::HostnameNotFqdn));
+        f.hostname = "host.corp.internal".to_string();
+        assert_eq!(
+            why_not_order(&f),
+            Some(WhyNotOrder::HostnameReservedForInternalUse("host.corp.internal".to_string()))
+        );
+        assert!(why_not_order(&f).expect("why").message().starts_with(
+            "the hostname host.corp.internal is a name reserved for internal use (RFC 6761/.internal)"
+        ));
+        f.hostname = "server1".to_string();
+        assert_eq!(why_not_order(&f), Some(WhyNotOrder::HostnameNotFqdn));
+        f.hostname = HOST.to_string();
         f.hostname_is_fqdn = true;
         assert_eq!(why_not_order(&f), Some(WhyNotOrder::DnsDoesNotResolve));
         f.hostname_dns = DnsStatus::PointsToMainIp;

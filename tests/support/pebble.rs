@@ -96,7 +96,12 @@ pub struct Pebble {
     /// pebble-challtestsrv's management API (TXT records for DNS-01).
     pub dns_management: u16,
     pub api_port: u16,
+    pub management_port: u16,
     pebble_log: PathBuf,
+    /// How Pebble was started (for [`Pebble::restart`]).
+    config_path: PathBuf,
+    dns_port: u16,
+    nonce_reject: Option<u32>,
     // Dropped in this order: Pebble first, then its DNS.
     pebble: Guard,
     challtestsrv: Guard,
@@ -202,26 +207,10 @@ impl Pebble {
         std::fs::write(&config_path, serde_json::to_vec_pretty(&config).expect("json")).expect("write");
 
         let pebble_log = dir.path().join("pebble.log");
-        let mut command = Command::new("pebble");
-        command
-            .arg("-config")
-            .arg(&config_path)
-            .args(["-dnsserver", &format!("127.0.0.1:{dns_port}"), "-strict=false"])
-            .env("PEBBLE_VA_NOSLEEP", "1")
-            .stdin(Stdio::null())
-            .stdout(File::create(&pebble_log).expect("log"))
-            .stderr(File::create(&pebble_log).expect("log"));
-        if let Some(percent) = settings.nonce_reject {
-            command.env("PEBBLE_WFE_NONCEREJECT", percent.to_string());
-        }
-        let mut pebble = Guard::spawn("pebble", &mut command);
-        wait_for_port(api_port, &mut pebble, &pebble_log);
-        wait_for_port(management, &mut pebble, &pebble_log);
-
+        let pebble =
+            spawn_pebble(&config_path, dns_port, settings.nonce_reject, &pebble_log, api_port, management);
         let root = dir.path().join("pebble-root.pem");
-        let pem = https_get(&format!("https://127.0.0.1:{management}/roots/0"), &api_cert);
-        assert!(pem.contains("BEGIN CERTIFICATE"), "root: {pem}");
-        std::fs::write(&root, pem).expect("write root");
+        fetch_root(management, &api_cert, &root);
 
         Pebble {
             directory_url: format!("https://127.0.0.1:{api_port}/dir"),
@@ -230,7 +219,11 @@ impl Pebble {
             http_port,
             dns_management,
             api_port,
+            management_port: management,
             pebble_log,
+            config_path,
+            dns_port,
+            nonce_reject: settings.nonce_reject,
             pebble,
             challtestsrv,
             dir,
@@ -242,9 +235,58 @@ impl Pebble {
         std::fs::read_to_string(&self.pebble_log).unwrap_or_default()
     }
 
+    /// Starts Pebble again (a new process, the same ports and settings): it has forgotten every
+    /// account and order, and issues from a new root (written to [`Pebble::root`] again).
+    pub fn restart(&mut self) {
+        self.stop();
+        self.pebble = spawn_pebble(
+            &self.config_path,
+            self.dns_port,
+            self.nonce_reject,
+            &self.pebble_log,
+            self.api_port,
+            self.management_port,
+        );
+        fetch_root(self.management_port, &self.api_cert, &self.root);
+    }
+
     /// Stops Pebble (the CA becomes unreachable).
     pub fn stop(&mut self) {
         let _ = self.pebble.child.kill();
         let _ = self.pebble.child.wait();
     }
+}
+
+fn spawn_pebble(
+    config_path: &Path,
+    dns_port: u16,
+    nonce_reject: Option<u32>,
+    pebble_log: &Path,
+    api_port: u16,
+    management: u16,
+) -> Guard {
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(pebble_log).expect("log");
+    let mut command = Command::new("pebble");
+    command
+        .arg("-config")
+        .arg(config_path)
+        .args(["-dnsserver", &format!("127.0.0.1:{dns_port}"), "-strict=false"])
+        .env("PEBBLE_VA_NOSLEEP", "1")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log);
+    if let Some(percent) = nonce_reject {
+        command.env("PEBBLE_WFE_NONCEREJECT", percent.to_string());
+    }
+    let mut pebble = Guard::spawn("pebble", &mut command);
+    wait_for_port(api_port, &mut pebble, pebble_log);
+    wait_for_port(management, &mut pebble, pebble_log);
+    pebble
+}
+
+/// Pebble's issuing root (new at every start), written to `root`.
+fn fetch_root(management: u16, api_cert: &Path, root: &Path) {
+    let pem = https_get(&format!("https://127.0.0.1:{management}/roots/0"), api_cert);
+    assert!(pem.contains("BEGIN CERTIFICATE"), "root: {pem}");
+    std::fs::write(root, pem).expect("write root");
 }

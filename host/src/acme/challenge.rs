@@ -41,8 +41,9 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, oneshot};
 use tokio::task::JoinSet;
 
-use super::state::{Artifact, write_atomic};
+use super::state::Artifact;
 use crate::config::acme::ChallengeConfig;
+use crate::fs::write_atomic;
 
 /// The path prefix of HTTP-01 tokens.
 pub const CHALLENGE_PATH: &str = "/.well-known/acme-challenge/";
@@ -206,8 +207,7 @@ pub fn write_webroot_token(webroot: &Path, token: &str, key_authorization: &str)
         }
     }
     let path = dir.join(token);
-    write_atomic(&path, key_authorization.as_bytes(), 0o644)
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    write_atomic(&path, key_authorization.as_bytes(), 0o644).map_err(|e| e.to_string())?;
     Ok(Artifact::WebrootFile { path, created_dirs })
 }
 

@@ -24,6 +24,7 @@ pub mod errors;
 pub mod order;
 pub mod replaces;
 pub mod retry;
+pub mod reuse;
 pub mod state;
 
 use std::path::PathBuf;
@@ -51,6 +52,9 @@ pub struct StepOptions {
     pub no_retry: bool,
     /// The configuration file, for the re-check's command line.
     pub config_path: PathBuf,
+    /// `--force`: this run opens an order whatever the back-off and the daily cap (not before a
+    /// `Retry-After` the CA itself sent); recorded in the history as `forced`.
+    pub force: bool,
 }
 
 /// What the ACME step came to.
@@ -64,11 +68,15 @@ pub enum Outcome {
         order_url: String,
         names: Vec<String>,
         not_after: i64,
+        /// A certificate issued in an earlier run and not installed then ([`reuse`]): when it
+        /// was issued. No order was opened.
+        reused: Option<i64>,
     },
     /// The CA is still processing; the order is saved and resumed by the next run.
     Pending { order_url: String, status: String, reason: String },
-    /// No order was attempted (back-off, daily cap); the CA was not contacted.
-    NotOrdered { reason: String },
+    /// No order was attempted (back-off, daily cap); the CA was not contacted. `retry_at`: an
+    /// order was wanted and a later run opens it by itself, from then on (back-off, daily cap).
+    NotOrdered { reason: String, retry_at: Option<i64> },
     /// The order failed; nothing was installed.
     Failed { error: AcmeError },
 }
@@ -84,11 +92,14 @@ impl StepReport {
     /// A one-line description of the outcome for the services' actions.
     pub fn summary(&self) -> String {
         match &self.outcome {
-            Outcome::Issued { order_url, .. } => format!("issued by order {order_url}"),
+            Outcome::Issued { order_url, reused: None, .. } => format!("issued by order {order_url}"),
+            Outcome::Issued { order_url, reused: Some(at), .. } => {
+                format!("reused the certificate issued at {} by order {order_url}", state::utc_text(*at))
+            }
             Outcome::Pending { order_url, reason, .. } => {
                 format!("the order {order_url} is still pending ({reason})")
             }
-            Outcome::NotOrdered { reason } => format!("no order was opened: {reason}"),
+            Outcome::NotOrdered { reason, .. } => format!("no order was opened: {reason}"),
             Outcome::Failed { error } => format!("the order failed: {error}"),
         }
     }
@@ -113,6 +124,25 @@ pub fn order_names(config: &Config, acme: &AcmeConfig) -> Vec<String> {
         names.push(name);
     }
     names
+}
+
+/// Whether the configured CA can issue for `hostname` (`host-facts.hostname-is-fqdn` when a CA
+/// is configured): a public CA (`acme.public`) only for a fully qualified name outside the names
+/// reserved for internal use ([`crate::facts::hostname_is_fqdn`]); a private CA also for those
+/// (`host.corp.internal`, `nas.lan`, `ci.test`): a valid DNS name of at least two labels whose
+/// last label is not all digits.
+pub fn hostname_orderable(acme: &AcmeConfig, hostname: &str) -> bool {
+    let name = hostname.strip_suffix('.').unwrap_or(hostname).to_ascii_lowercase();
+    if acme.public {
+        // Besides the special-use names, the private TLDs in common use (not delegated: no
+        // public CA issues for them).
+        let private_tld = ["lan", "corp", "home", "intranet", "private"]
+            .iter()
+            .any(|tld| name.rsplit_once('.').is_some_and(|(_, last)| last == *tld));
+        return crate::facts::hostname_is_fqdn(&name) && !private_tld;
+    }
+    crate::config::names::is_dns_name(&name)
+        && name.rsplit_once('.').is_some_and(|(_, tld)| !tld.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// What the back-off is about: the CA, the account binding, the names, the challenge and the
@@ -171,7 +201,10 @@ pub fn facts(config: &Config, now: i64) -> (Option<AcmeFacts>, Vec<String>) {
 pub fn planned(config: &Config, now: i64) -> StepReport {
     let Some(acme) = &config.acme else {
         return StepReport {
-            outcome: Outcome::NotOrdered { reason: "no certificate authority is configured".into() },
+            outcome: Outcome::NotOrdered {
+                reason: "no certificate authority is configured".into(),
+                retry_at: None,
+            },
             notices: Vec::new(),
         };
     };
@@ -182,7 +215,17 @@ pub fn planned(config: &Config, now: i64) -> StepReport {
         pending_order: None,
         next_order_not_before: None,
     });
+    let reusable = match facts.pending_order {
+        None => reuse::find(config, acme, &StateDir::at(&config.state_dir), &names, now),
+        Some(_) => None,
+    };
     let reason = match (&facts.pending_order, facts.next_order_not_before) {
+        (None, _) if let Some(found) = &reusable => format!(
+            "dry run: would install the certificate issued at {} (order {}), kept in {}, instead of ordering",
+            state::utc_text(found.record.issued_at),
+            found.record.order_url,
+            found.dir.display()
+        ),
         (Some(p), _) => {
             format!("dry run: would resume the pending order {} at {}", p.url, acme.directory_url)
         }
@@ -197,7 +240,7 @@ pub fn planned(config: &Config, now: i64) -> StepReport {
         ),
     };
     StepReport {
-        outcome: Outcome::NotOrdered { reason: reason.clone() },
+        outcome: Outcome::NotOrdered { reason: reason.clone(), retry_at: None },
         notices: vec![notice(Level::Info, reason)],
     }
 }
@@ -207,7 +250,10 @@ pub fn planned(config: &Config, now: i64) -> StepReport {
 pub fn order(config: &Config, options: &StepOptions, now: i64) -> StepReport {
     let Some(acme) = &config.acme else {
         return StepReport {
-            outcome: Outcome::NotOrdered { reason: "no certificate authority is configured".into() },
+            outcome: Outcome::NotOrdered {
+                reason: "no certificate authority is configured".into(),
+                retry_at: None,
+            },
             notices: Vec::new(),
         };
     };
@@ -288,17 +334,77 @@ pub fn order(config: &Config, options: &StepOptions, now: i64) -> StepReport {
             Err(e) => return failed(e, notices),
         }
     }
+    // Reuse before re-order: an earlier certificate that was never installed and still does.
+    if pending.is_none()
+        && let Some(found) = reuse::find(config, acme, &state, &names, unix_now())
+    {
+        let mut event = HistoryEvent::new("reused", now);
+        event.directory_url = Some(found.record.directory_url.clone());
+        event.order_url = Some(found.record.order_url.clone());
+        event.names = names.clone();
+        event.stored = Some(found.dir.clone());
+        let _ = state.log(&event);
+        notices.push(notice(
+            Level::Warning,
+            format!(
+                "No certificate was ordered: reused the certificate issued at {} (order {}, valid until {}), kept \
+                 in {}, which covers {} and was not installed yet.",
+                state::utc_text(found.record.issued_at),
+                found.record.order_url,
+                state::utc_text(found.not_after),
+                found.dir.display(),
+                names.join(", ")
+            ),
+        ));
+        let outcome = Outcome::Issued {
+            material: found.material,
+            stored: found.dir,
+            order_url: found.record.order_url,
+            names,
+            not_after: found.not_after,
+            reused: Some(found.record.issued_at),
+        };
+        return StepReport { outcome, notices };
+    }
     if pending.is_none() {
         match state.limits() {
             Ok(limits) => {
                 let setup = setup_fingerprint(acme, &names);
                 if let Some(blocked) = limits.blocked(&names, &setup, now, acme.max_orders_per_day) {
-                    let reason = blocked.to_string();
-                    notices.push(notice(
-                        Level::Warning,
-                        format!("No certificate was ordered from {}: {reason}.", acme.directory_url),
-                    ));
-                    return StepReport { outcome: Outcome::NotOrdered { reason }, notices };
+                    // --force goes past our own back-off and the cap, never past the CA's Retry-After.
+                    let ca_until = limits.ca_retry_after.filter(|until| *until > now);
+                    if options.force && ca_until.is_none() {
+                        let mut event = HistoryEvent::new("forced", now);
+                        event.directory_url = Some(acme.directory_url.clone());
+                        event.names = names.clone();
+                        event.detail = Some(format!("--force: {blocked}"));
+                        let _ = state.log(&event);
+                        notices.push(notice(
+                            Level::Warning,
+                            format!("--force: an order is opened although {blocked}."),
+                        ));
+                    } else {
+                        let until = blocked.until().max(ca_until.unwrap_or(0));
+                        let reason = blocked.to_string();
+                        let force = if ca_until.is_some() {
+                            " (not even with --force: the certificate authority asked for that time)"
+                        } else {
+                            "; --force orders now"
+                        };
+                        notices.push(notice(
+                            Level::Warning,
+                            format!(
+                                "No certificate was ordered from {}: {reason}. The next attempt is due at {}: a \
+                                 later run orders then by itself{force}.",
+                                acme.directory_url,
+                                state::utc_text(until)
+                            ),
+                        ));
+                        return StepReport {
+                            outcome: Outcome::NotOrdered { reason, retry_at: Some(until) },
+                            notices,
+                        };
+                    }
                 }
             }
             Err(e) => return failed(e, notices),
@@ -401,7 +507,14 @@ pub fn order(config: &Config, options: &StepOptions, now: i64) -> StepReport {
             if error.counts_as_failed_order() {
                 match state.limits() {
                     Ok(mut limits) => {
-                        limits.failed(&error.to_string(), &setup_fingerprint(acme, &names), now);
+                        let setup = setup_fingerprint(acme, &names);
+                        // No answer at all: a brief back-off that grows; a CA that answered keeps
+                        // its own rules (an hour, doubling; its Retry-After below).
+                        if matches!(error, AcmeError::Unreachable { .. }) {
+                            limits.unreachable(&error.to_string(), &setup, now, state::jitter());
+                        } else {
+                            limits.failed(&error.to_string(), &setup, now);
+                        }
                         // RFC 8555 §6.6: a rate-limited (or unavailable) CA says when to come back.
                         let asked = http.ca_asked_to_wait(&error, unix_now());
                         if let Some(wait) = &asked {
@@ -528,6 +641,50 @@ fn next_attempt(limits: &state::Limits, asked: Option<&client::CaWait>, until: i
     }
 }
 
+/// The SHA-256 fingerprints (hex) of the leaf certificates the services hold now.
+pub(crate) fn installed_fingerprints(config: &Config) -> Vec<String> {
+    config
+        .services
+        .iter()
+        .filter_map(|service| {
+            let pem = crate::fs::read_bounded(&service.certificate, crate::fs::limits::PEM_FILE).ok()?;
+            let leaf = openssl::x509::X509::stack_from_pem(&pem).ok()?.into_iter().next()?;
+            let der = leaf.to_der().ok()?;
+            Some(crate::facts::certificate_facts(&leaf, &der).sha256_fingerprint)
+        })
+        .collect()
+}
+
+/// Retention of `issued/` (`acme.keep-issued`, `acme.keep-issued-days`; see
+/// [`StateDir::prune_issued`]): run after each certificate is stored, so the one just issued is
+/// the newest and the one the services hold now is kept.
+fn prune_issued(config: &Config, acme: &AcmeConfig, state: &StateDir, now: i64, notices: &mut Vec<Notice>) {
+    let max_age = i64::try_from(acme.keep_issued_for.as_secs()).unwrap_or(i64::MAX);
+    let (removed, problems) =
+        state.prune_issued(acme.keep_issued, max_age, now, &installed_fingerprints(config));
+    for dir in &removed {
+        let mut event = HistoryEvent::new("issued-pruned", now);
+        event.stored = Some(dir.clone());
+        let _ = state.log(&event);
+    }
+    if !removed.is_empty() {
+        notices.push(notice(
+            Level::Info,
+            format!(
+                "Pruned {} issued certificate(s) and their keys from {} (acme.keep-issued = {}, \
+                 acme.keep-issued-days = {}).",
+                removed.len(),
+                state.path().join("issued").display(),
+                acme.keep_issued,
+                acme.keep_issued_for.as_secs() / 86_400
+            ),
+        ));
+    }
+    for problem in problems {
+        notices.push(notice(Level::Warning, problem));
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn finish_issued(
     config: &Config,
@@ -582,6 +739,7 @@ fn finish_issued(
         }
     }
     let _ = state.clear_pending();
+    prune_issued(config, acme, state, now, &mut notices);
     let mut limits = state.limits().unwrap_or_default();
     let mut event = HistoryEvent::new("issued", now);
     event.order_url = Some(order_url.to_owned());
@@ -612,6 +770,7 @@ fn finish_issued(
                     order_url: order_url.to_owned(),
                     names: names.to_vec(),
                     not_after: issued.not_after,
+                    reused: None,
                 },
                 notices,
             }
@@ -633,6 +792,33 @@ fn finish_issued(
 mod tests {
     use super::*;
     use std::path::Path;
+
+    #[test]
+    fn internal_names_are_orderable_from_a_private_ca_only() {
+        let load = |acme: &str| {
+            crate::config::from_str(
+                &format!("hostname = \"h.example.com\"\nstate-dir = \"/tmp/x\"\n[acme]\n{acme}\n"),
+                Path::new("/etc/c.toml"),
+            )
+            .expect("config")
+            .acme
+            .expect("acme")
+        };
+        let lets_encrypt = load("");
+        let pebble = load("directory = \"https://127.0.0.1:14000/dir\"");
+        let explicit = load("directory = \"https://acme.zerossl.com/v2/DV90\"\npublic = false");
+        for name in ["host.corp.internal", "nas.lan", "ci.test", "box.localdomain", "router.home.arpa"] {
+            assert!(!hostname_orderable(&lets_encrypt, name), "{name}: not from a public CA");
+            assert!(hostname_orderable(&pebble, name), "{name}: a directory on loopback is a private CA");
+            assert!(hostname_orderable(&explicit, name), "{name}: public = false");
+        }
+        for name in ["www.example.org", "host.example.com."] {
+            assert!(hostname_orderable(&lets_encrypt, name) && hostname_orderable(&pebble, name), "{name}");
+        }
+        for name in ["server1", "localhost", "10.0.0.1", "bad_name.internal", ""] {
+            assert!(!hostname_orderable(&pebble, name), "{name}: not a qualified DNS name for any CA");
+        }
+    }
 
     #[test]
     fn order_names_are_the_hostname_extra_names_and_service_names_once() {

@@ -121,56 +121,30 @@ pub fn status_word(status: OrderStatus) -> &'static str {
 /// Runs the order as far as it goes in this run (see the module documentation).
 pub async fn drive(ctx: &Ctx<'_>, pending: Option<PendingState>) -> Result<Progress, AcmeError> {
     let dir = ctx.acme.directory_url.as_str();
-    let (account, account_url) = account(ctx, ctx.http.clone()).await?;
+    let (mut account, mut account_url, fresh) = account(ctx, ctx.http.clone()).await?;
 
-    let resumed = pending.is_some();
-    let (mut order, mut record) = match pending {
-        Some(record) => {
-            let order = nonce_retry!(account.order(record.url.clone()).await)
-                .map_err(|e| from_acme("fetch the pending order", dir, e))?;
-            let mut event = HistoryEvent::new("order-resumed", ctx.now);
-            event.order_url = Some(record.url.clone());
-            event.names = record.names.clone();
-            ctx.state.log(&event)?;
-            (order, record)
-        }
-        None => {
-            let (mut order, replaces) = new_order(ctx, &account, &account_url).await?;
-            let record = PendingState {
-                directory_url: dir.to_owned(),
-                account: account_url.clone(),
-                url: order.url().to_owned(),
-                created: ctx.now,
-                names: ctx.names.to_vec(),
-                status: status_word(order.state().status).to_owned(),
-                checked: ctx.now,
-                key_sent: false,
-                artifacts: Vec::new(),
-                replaces: replaces.map(|r| r.id.clone()),
-                retry_after: None,
-            };
-            ctx.state.save_pending(&record)?;
-            let mut limits = ctx.state.limits()?;
-            limits.opened(&record.url, ctx.names, ctx.now);
-            ctx.state.save_limits(&limits)?;
-            let mut event = HistoryEvent::new("order-opened", ctx.now);
-            event.directory_url = Some(dir.to_owned());
-            event.account = Some(account_url.clone());
-            event.order_url = Some(record.url.clone());
-            event.names = ctx.names.to_vec();
-            event.replaces = record.replaces.clone();
-            ctx.state.log(&event)?;
-            if let Some(replaced) = replaces {
-                ctx.notice(
-                    Level::Info,
-                    format!(
-                        "The order {} replaces the certificate {} (RFC 9773 `replaces`): {}.",
-                        record.url, replaced.id, replaced.why
-                    ),
-                );
+    let mut resumed = pending.is_some();
+    let (mut order, mut record) = match open_or_resume(ctx, &account, &account_url, pending.clone()).await {
+        // The CA no longer knows the stored account (a CA that forgot it, or deactivated it):
+        // a new account, and the order goes on in this run.
+        Err(error) if !fresh && account_lost(&error) => {
+            (account, account_url) = replace_account(ctx, &error).await?;
+            if let Some(old) = pending {
+                // The old account's order is not this account's to resume.
+                for w in challenge::cleanup(&old.artifacts, &ctx.acme.challenge) {
+                    ctx.notice(Level::Warning, w);
+                }
+                ctx.state.clear_pending()?;
+                let mut event = HistoryEvent::new("order-abandoned", ctx.now);
+                event.order_url = Some(old.url.clone());
+                event.detail =
+                    Some("it belonged to the account the certificate authority no longer knows".into());
+                let _ = ctx.state.log(&event);
+                resumed = false;
             }
-            (order, record)
+            open_or_resume(ctx, &account, &account_url, None).await?
         }
+        other => other?,
     };
 
     let deadline = Instant::now() + ctx.acme.pending_wait;
@@ -285,6 +259,82 @@ pub async fn drive(ctx: &Ctx<'_>, pending: Option<PendingState>) -> Result<Progr
     outcome
 }
 
+/// Whether the CA's refusal says the account is gone: `accountDoesNotExist` (a CA that forgot
+/// it, e.g. Pebble restarted), or `unauthorized` about the account (a deactivated one: "Account
+/// is not valid, has status deactivated"). An `unauthorized` about anything else (a name, a
+/// policy) is not: a new account would not change it, and every run would register another.
+pub fn account_lost(error: &AcmeError) -> bool {
+    let AcmeError::Refused { problem, .. } = error else {
+        return false;
+    };
+    match problem.acme_error() {
+        Some("accountDoesNotExist") => true,
+        Some("unauthorized") => {
+            problem.detail.as_deref().is_some_and(|d| d.to_ascii_lowercase().contains("account"))
+        }
+        _ => false,
+    }
+}
+
+/// Fetches the pending order, or opens a new one and records it (pending.json, the daily cap,
+/// the history).
+async fn open_or_resume(
+    ctx: &Ctx<'_>,
+    account: &Account,
+    account_url: &str,
+    pending: Option<PendingState>,
+) -> Result<(Order, PendingState), AcmeError> {
+    let dir = ctx.acme.directory_url.as_str();
+    match pending {
+        Some(record) => {
+            let order = nonce_retry!(account.order(record.url.clone()).await)
+                .map_err(|e| from_acme("fetch the pending order", dir, e))?;
+            let mut event = HistoryEvent::new("order-resumed", ctx.now);
+            event.order_url = Some(record.url.clone());
+            event.names = record.names.clone();
+            ctx.state.log(&event)?;
+            Ok((order, record))
+        }
+        None => {
+            let (mut order, replaces) = new_order(ctx, account, account_url).await?;
+            let record = PendingState {
+                directory_url: dir.to_owned(),
+                account: account_url.to_owned(),
+                url: order.url().to_owned(),
+                created: ctx.now,
+                names: ctx.names.to_vec(),
+                status: status_word(order.state().status).to_owned(),
+                checked: ctx.now,
+                key_sent: false,
+                artifacts: Vec::new(),
+                replaces: replaces.map(|r| r.id.clone()),
+                retry_after: None,
+            };
+            ctx.state.save_pending(&record)?;
+            let mut limits = ctx.state.limits()?;
+            limits.opened(&record.url, ctx.names, ctx.now);
+            ctx.state.save_limits(&limits)?;
+            let mut event = HistoryEvent::new("order-opened", ctx.now);
+            event.directory_url = Some(dir.to_owned());
+            event.account = Some(account_url.to_owned());
+            event.order_url = Some(record.url.clone());
+            event.names = ctx.names.to_vec();
+            event.replaces = record.replaces.clone();
+            ctx.state.log(&event)?;
+            if let Some(replaced) = replaces {
+                ctx.notice(
+                    Level::Info,
+                    format!(
+                        "The order {} replaces the certificate {} (RFC 9773 `replaces`): {}.",
+                        record.url, replaced.id, replaced.why
+                    ),
+                );
+            }
+            Ok((order, record))
+        }
+    }
+}
+
 /// Opens a new order for the names, naming the certificate it replaces when there is one
 /// ([`Ctx::replaces`]). If the CA answers that order with a refusal (e.g. `alreadyReplaced`, an
 /// identifier it does not know) or with an answer instant-acme does not accept (one that does
@@ -336,7 +386,8 @@ async fn new_order<'a>(
 }
 
 /// Loads the stored account for the CA, or creates one (with the contact and EAB) and stores it.
-async fn account(ctx: &Ctx<'_>, http: ReqwestHttp) -> Result<(Account, String), AcmeError> {
+/// The flag: whether the account was created now.
+async fn account(ctx: &Ctx<'_>, http: ReqwestHttp) -> Result<(Account, String, bool), AcmeError> {
     let dir = &ctx.acme.directory_url;
     if let Some(stored) = ctx.state.account(dir)? {
         let url = stored.account_url.clone();
@@ -344,8 +395,40 @@ async fn account(ctx: &Ctx<'_>, http: ReqwestHttp) -> Result<(Account, String), 
             .from_credentials(stored.credentials)
             .await
             .map_err(|e| from_acme("read the directory", dir, e))?;
-        return Ok((account, url));
+        return Ok((account, url, false));
     }
+    let (account, url) = create_account(ctx, http).await?;
+    Ok((account, url, true))
+}
+
+/// The stored account is gone at the CA (`why`): its file is kept in the state directory under
+/// another name (`accounts/<name>.json.replaced-<stamp>`), the replacement recorded in the
+/// history (`account-replaced`), and a new account (new key) is registered.
+async fn replace_account(ctx: &Ctx<'_>, why: &AcmeError) -> Result<(Account, String), AcmeError> {
+    let dir = &ctx.acme.directory_url;
+    let old = ctx.state.account(dir)?.map(|a| a.account_url);
+    let kept = ctx.state.retire_account(dir, super::unix_now())?;
+    let mut event = HistoryEvent::new("account-replaced", ctx.now);
+    event.directory_url = Some(dir.clone());
+    event.account = old.clone();
+    event.stored = Some(kept.clone());
+    event.detail = Some(why.to_string());
+    event.problem = why.problem().cloned();
+    ctx.state.log(&event)?;
+    ctx.notice(
+        Level::Warning,
+        format!(
+            "The certificate authority no longer knows the account {} ({why}); a new account is registered              and the old one is kept in {}.",
+            old.as_deref().unwrap_or("(unknown)"),
+            kept.display()
+        ),
+    );
+    create_account(ctx, ctx.http.clone()).await
+}
+
+/// Registers a new account (with the contact and EAB) and stores it.
+async fn create_account(ctx: &Ctx<'_>, http: ReqwestHttp) -> Result<(Account, String), AcmeError> {
+    let dir = &ctx.acme.directory_url;
     let eab = ctx.acme.eab.as_ref().map(read_eab).transpose()?;
     let contact = ctx.acme.email.as_ref().map(|e| format!("mailto:{e}"));
     let contacts: Vec<&str> = contact.iter().map(String::as_str).collect();
@@ -710,6 +793,28 @@ pub fn verify_issued(
 mod tests {
     use super::*;
     use openssl::x509::X509Req;
+
+    #[test]
+    fn only_a_refusal_about_the_account_means_the_account_is_lost() {
+        let refused = |kind: &str, detail: &str| AcmeError::Refused {
+            step: "open an order",
+            problem: ProblemDocument {
+                kind: Some(format!("urn:ietf:params:acme:error:{kind}")),
+                detail: Some(detail.into()),
+                status: Some(400),
+                subproblems: Vec::new(),
+            },
+        };
+        assert!(account_lost(&refused("accountDoesNotExist", "unable to find existing account")));
+        assert!(account_lost(&refused("unauthorized", "Account is not valid, has status \"deactivated\"")));
+        assert!(!account_lost(&refused(
+            "unauthorized",
+            "Cannot issue for \"a.example\": forbidden by policy"
+        )));
+        assert!(!account_lost(&refused("rateLimited", "too many accounts")));
+        let unreachable = AcmeError::Unreachable { step: "x", url: "u".into(), reason: "refused".into() };
+        assert!(!account_lost(&unreachable));
+    }
 
     #[test]
     fn csr_names_every_name_and_matches_its_key() {

@@ -8,12 +8,14 @@
 //! limits.json                             orders opened (daily cap) and the failure back-off
 //! retry.json                              the scheduled re-check (`at` job id), if any
 //! history.jsonl                           one JSON line per event, never truncated
-//! issued/<YYYYmmddTHHMMSSZ>-<n>/          every certificate issued, never deleted:
+//! issued/<YYYYmmddTHHMMSSZ>-<n>/          every certificate issued, pruned with its key
+//!                                         beyond `keep-issued` and `keep-issued-days`:
 //!     certificate.pem  chain.pem  key.pem  order.json
 //! ```
 //!
-//! Every file is replaced atomically (temporary file, fsync, rename, fsync of the directory),
-//! and a key is created `0600` before any byte is written.
+//! Every file is replaced atomically and link-safely ([`crate::fs::write_atomic`]: temporary
+//! file with its mode set before any byte, fsync, rename, fsync of the directory), and every
+//! read is bounded ([`crate::fs::read_bounded`], [`crate::fs::limits::STATE_FILE`]).
 
 use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
@@ -27,6 +29,8 @@ use zeroize::Zeroizing;
 use super::errors::{AcmeError, ProblemDocument};
 use crate::actions::placeholder::Material;
 use crate::actions::{create_private_dir, fsync_dir, utc_stamp};
+use crate::fs::limits::STATE_FILE;
+use crate::fs::write_atomic;
 
 /// The subdirectory of the state directory.
 pub const ACME_DIR: &str = "acme";
@@ -34,10 +38,12 @@ pub const ACME_DIR: &str = "acme";
 pub const FIRST_BACKOFF_SECS: i64 = 3600;
 /// The longest back-off (doubling stops here).
 pub const MAX_BACKOFF_SECS: i64 = 86_400;
+/// The back-off after connection failures (the CA unreachable: DNS, refused, reset, TLS,
+/// timeout), by failures in a row: brief at first, growing, held at the last; each one is
+/// lengthened by a random 0–20 % ([`jitter`]) so a fleet does not come back at the same second.
+pub const UNREACHABLE_BACKOFF_SECS: [i64; 5] = [300, 900, 3600, 4 * 3600, 12 * 3600];
 /// The window of the daily order cap.
 pub const DAY_SECS: i64 = 86_400;
-/// The largest state file read (they are all small).
-const MAX_STATE_FILE: u64 = 1024 * 1024;
 
 /// The ACME part of the state directory.
 #[derive(Debug, Clone)]
@@ -167,6 +173,15 @@ impl std::fmt::Display for Blocked {
     }
 }
 
+/// A random 0–20 (percent), for [`Limits::unreachable`].
+pub fn jitter() -> u8 {
+    let mut byte = [0u8; 1];
+    match openssl::rand::rand_bytes(&mut byte) {
+        Ok(()) => byte[0] % 21,
+        Err(_) => (std::process::id() % 21) as u8,
+    }
+}
+
 /// `YYYY-mm-dd HH:MM:SS UTC`.
 pub fn utc_text(unix: i64) -> String {
     chrono::DateTime::from_timestamp(unix, 0)
@@ -226,6 +241,18 @@ impl Limits {
         self.ca_retry_after = None;
     }
 
+    /// Records an order that failed because the CA could not be reached (no answer at all):
+    /// [`UNREACHABLE_BACKOFF_SECS`] (5 min, 15 min, 1 h, 4 h, then 12 h) with `jitter_percent`
+    /// (0–20) added. A CA that answered with a problem document goes through [`Limits::failed`].
+    pub fn unreachable(&mut self, reason: &str, setup: &str, now: i64, jitter_percent: u8) {
+        self.failed(reason, setup, now);
+        let index =
+            (self.consecutive_failures.saturating_sub(1) as usize).min(UNREACHABLE_BACKOFF_SECS.len() - 1);
+        let base = UNREACHABLE_BACKOFF_SECS[index];
+        let delay = base + base * i64::from(jitter_percent.min(20)) / 100;
+        self.backoff_until = Some(now.saturating_add(delay));
+    }
+
     /// Records that the CA asked (`Retry-After`) not to be asked again before `until`, after
     /// [`Limits::failed`]: the back-off lasts at least that long.
     pub fn ca_asked(&mut self, until: i64) {
@@ -269,9 +296,12 @@ pub struct RetryRecord {
 #[serde(rename_all = "kebab-case")]
 pub struct HistoryEvent {
     pub at: i64,
-    /// "account-created", "order-opened", "order-resumed", "order-pending", "issued",
+    /// "account-created", "account-replaced" (the CA no longer knew the stored account; `stored`:
+    /// where its file is kept), "order-opened", "order-resumed", "order-pending", "issued",
     /// "order-failed", "order-abandoned", "verification-failed", "retry-scheduled",
-    /// "retry-removed", "replaces-refused" (the CA refused the `replaces` of a new order, which
+    /// "retry-removed", "issued-pruned" (retention; `stored`: the directory removed), "reused"
+    /// (an earlier certificate was installed instead of ordering; `stored`: its directory),
+    /// "replaces-refused" (the CA refused the `replaces` of a new order, which
     /// was then opened without it).
     pub event: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -334,6 +364,11 @@ pub struct IssuedRecord {
     pub replaces: Option<String>,
 }
 
+/// An error of the file layer, which names the path and what failed itself.
+fn fs_err(path: &Path, e: crate::fs::FsError) -> AcmeError {
+    AcmeError::State { path: path.to_owned(), reason: e.to_string() }
+}
+
 fn err(path: &Path, what: &str, e: impl std::fmt::Display) -> AcmeError {
     AcmeError::State { path: path.to_owned(), reason: format!("cannot {what}: {e}") }
 }
@@ -362,9 +397,9 @@ impl StateDir {
 
     /// Reads a JSON file; `Ok(None)` if it does not exist.
     fn read_json<T: DeserializeOwned>(&self, path: &Path) -> Result<Option<T>, AcmeError> {
-        match crate::facts::read_bounded(path, MAX_STATE_FILE) {
+        match crate::fs::read_bounded(path, STATE_FILE) {
             Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| err(path, "parse the JSON", e)),
-            Err(crate::facts::read::ReadError::Missing(_)) => Ok(None),
+            Err(crate::fs::ReadError::Missing(_)) => Ok(None),
             Err(e) => Err(AcmeError::State { path: path.to_owned(), reason: super::client::read_error(e) }),
         }
     }
@@ -372,7 +407,7 @@ impl StateDir {
     fn write_json<T: Serialize>(&self, path: &Path, value: &T) -> Result<(), AcmeError> {
         let mut bytes = Zeroizing::new(serde_json::to_vec_pretty(value).map_err(|e| err(path, "encode", e))?);
         bytes.push(b'\n');
-        write_atomic(path, &bytes, 0o600).map_err(|e| err(path, "write", e))
+        write_atomic(path, &bytes, 0o600).map_err(|e| fs_err(path, e))
     }
 
     fn remove(&self, path: &Path) -> Result<(), AcmeError> {
@@ -406,6 +441,25 @@ impl StateDir {
         Ok(path)
     }
 
+    /// Moves the account file for a CA aside (`<name>.json.replaced-<stamp>`, never over another
+    /// one) and returns where it is kept.
+    pub fn retire_account(&self, directory_url: &str, now: i64) -> Result<PathBuf, AcmeError> {
+        let path = self.account_path(directory_url);
+        let parent = path.parent().unwrap_or(&self.dir).to_owned();
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let stamp = utc_stamp(now);
+        let kept = (0..1000)
+            .map(|n| {
+                let suffix = if n == 0 { String::new() } else { format!("-{n}") };
+                parent.join(format!("{name}.replaced-{stamp}{suffix}"))
+            })
+            .find(|p| !p.exists())
+            .ok_or_else(|| err(&path, "keep the old account", "all names taken"))?;
+        fs::rename(&path, &kept).map_err(|e| err(&path, "rename", e))?;
+        fsync_dir(&parent).map_err(|e| err(&parent, "sync", e))?;
+        Ok(kept)
+    }
+
     /// The pending order, if any.
     pub fn pending(&self) -> Result<Option<PendingState>, AcmeError> {
         self.read_json(&self.file("pending.json"))
@@ -425,13 +479,13 @@ impl StateDir {
     /// Stores the key of the CSR about to be sent (`0600`, written before the CA sees the CSR).
     pub fn save_pending_key(&self, key_pem: &[u8]) -> Result<(), AcmeError> {
         let path = self.file("pending-key.pem");
-        write_atomic(&path, key_pem, 0o600).map_err(|e| err(&path, "write", e))
+        write_atomic(&path, key_pem, 0o600).map_err(|e| fs_err(&path, e))
     }
 
     /// The key of the CSR sent for the pending order.
     pub fn pending_key(&self) -> Result<Zeroizing<Vec<u8>>, AcmeError> {
         let path = self.file("pending-key.pem");
-        crate::facts::read_bounded(&path, MAX_STATE_FILE)
+        crate::fs::read_bounded(&path, STATE_FILE)
             .map_err(|e| AcmeError::State { path: path.clone(), reason: super::client::read_error(e) })
     }
 
@@ -476,11 +530,9 @@ impl StateDir {
 
     /// Every event of `history.jsonl` (lines that do not parse are skipped).
     pub fn history(&self) -> Vec<HistoryEvent> {
-        fs::read_to_string(self.file("history.jsonl"))
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect()
+        // Never truncated, so it may outgrow a state file: the bound is generous (64 state files).
+        let bytes = crate::fs::read_bounded(&self.file("history.jsonl"), 64 * STATE_FILE).unwrap_or_default();
+        String::from_utf8_lossy(&bytes).lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
     }
 
     /// Every issued certificate's directory and record (`issued/*/order.json`); directories
@@ -496,6 +548,40 @@ impl StateDir {
                 Some((dir, record))
             })
             .collect()
+    }
+
+    /// Prunes `issued/`: a certificate (its directory, with its key) goes only when it is beyond
+    /// the newest `keep` AND was issued more than `max_age` seconds before `now`; the newest one
+    /// and any whose SHA-256 fingerprint is in `installed` (what a service holds now) are never
+    /// pruned. Directories whose record cannot be read are left alone. Returns what was removed,
+    /// and what could not be.
+    pub fn prune_issued(
+        &self,
+        keep: u32,
+        max_age: i64,
+        now: i64,
+        installed: &[String],
+    ) -> (Vec<PathBuf>, Vec<String>) {
+        let mut issued = self.issued();
+        // Newest first (the directory name, a time stamp, breaks ties).
+        issued.sort_by(|a, b| b.1.issued_at.cmp(&a.1.issued_at).then_with(|| b.0.cmp(&a.0)));
+        let mut removed = Vec::new();
+        let mut problems = Vec::new();
+        for (index, (dir, record)) in issued.iter().enumerate() {
+            let old = now.saturating_sub(record.issued_at) > max_age;
+            let held = installed.iter().any(|f| f.eq_ignore_ascii_case(&record.sha256_fingerprint));
+            if index == 0 || index < keep as usize || !old || held {
+                continue;
+            }
+            match fs::remove_dir_all(dir) {
+                Ok(()) => removed.push(dir.clone()),
+                Err(e) => problems.push(format!("cannot remove {}: {e}", dir.display())),
+            }
+        }
+        if !removed.is_empty() {
+            let _ = fsync_dir(&self.file("issued"));
+        }
+        (removed, problems)
     }
 
     /// Keeps an issued certificate under `issued/<stamp>-<n>/`; never overwrites one.
@@ -515,11 +601,11 @@ impl StateDir {
         fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
             .map_err(|e| err(&dir, "chmod", e))?;
         write_atomic(&dir.join("key.pem"), &material.key_pem, 0o600)
-            .map_err(|e| err(&dir, "write key.pem in", e))?;
+            .map_err(|e| fs_err(&dir.join("key.pem"), e))?;
         write_atomic(&dir.join("certificate.pem"), &material.certificate_pem, 0o644)
-            .map_err(|e| err(&dir, "write certificate.pem in", e))?;
+            .map_err(|e| fs_err(&dir.join("certificate.pem"), e))?;
         write_atomic(&dir.join("chain.pem"), &material.chain_pem, 0o644)
-            .map_err(|e| err(&dir, "write chain.pem in", e))?;
+            .map_err(|e| fs_err(&dir.join("chain.pem"), e))?;
         self.write_json(&dir.join("order.json"), record)?;
         fsync_dir(&issued).map_err(|e| err(&issued, "sync", e))?;
         Ok(dir)
@@ -548,31 +634,6 @@ impl std::fmt::Debug for StoredAccount {
             .field("credentials", &"<redacted>")
             .finish()
     }
-}
-
-/// Writes `bytes` to `path` atomically: a temporary file in the same directory, created with
-/// `mode` before any byte is written, fsynced, renamed over `path`, directory fsynced.
-pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
-    let dir = path.parent().ok_or_else(|| io::Error::other("no parent directory"))?;
-    let name = path.file_name().ok_or_else(|| io::Error::other("no file name"))?;
-    let mut temp_name = std::ffi::OsString::from(".");
-    temp_name.push(name);
-    temp_name.push(format!(".tmp-{}", std::process::id()));
-    let temp = dir.join(temp_name);
-    let _ = fs::remove_file(&temp);
-    let result = (|| {
-        let mut file = OpenOptions::new().write(true).create_new(true).mode(mode).open(&temp)?;
-        // The umask may have narrowed the mode; set it exactly.
-        file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(mode))?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        fs::rename(&temp, path)?;
-        fsync_dir(dir)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&temp);
-    }
-    result
 }
 
 #[cfg(test)]
@@ -607,6 +668,34 @@ mod tests {
         assert_eq!(limits.backoff_until, Some(NOW + 3600));
         limits.succeeded();
         assert_eq!(limits.blocked(&names(), "t", NOW + 1, 3), None);
+    }
+
+    #[test]
+    fn connection_failures_back_off_briefly_with_jitter_and_grow() {
+        let mut limits = Limits::default();
+        let mut delays = Vec::new();
+        for _ in 0..7 {
+            limits.unreachable("refused", "s", NOW, 0);
+            delays.push(limits.backoff_until.expect("until") - NOW);
+        }
+        assert_eq!(delays, vec![300, 900, 3600, 14_400, 43_200, 43_200, 43_200]);
+        // The jitter lengthens by at most 20 %, and never more.
+        let mut limits = Limits::default();
+        limits.unreachable("refused", "s", NOW, 20);
+        assert_eq!(limits.backoff_until, Some(NOW + 360));
+        let mut limits = Limits::default();
+        limits.unreachable("refused", "s", NOW, 200);
+        assert_eq!(limits.backoff_until, Some(NOW + 360));
+        for _ in 0..50 {
+            assert!(jitter() <= 20);
+        }
+        // A CA problem document after connection failures keeps its own rule (an hour, doubling).
+        let mut limits = Limits::default();
+        limits.unreachable("refused", "s", NOW, 0);
+        limits.failed("rejectedIdentifier", "s", NOW);
+        assert_eq!(limits.backoff_until, Some(NOW + 7200));
+        limits.succeeded();
+        assert_eq!(limits.blocked(&names(), "s", NOW, 3), None);
     }
 
     #[test]
@@ -693,6 +782,83 @@ mod tests {
         std::fs::write(state.path().join("limits.json"), "{ not json").expect("write");
         let e = state.limits().expect_err("bad json");
         assert!(e.to_string().contains("limits.json"), "{e}");
+    }
+
+    #[test]
+    fn issued_certificates_are_pruned_beyond_the_newest_n_and_the_age_never_the_installed_one() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let state = StateDir::open(tmp.path()).expect("open");
+        let material = crate::actions::test_support::material("host.example.com");
+        const DAY: i64 = 86_400;
+        // Eight certificates, one a week, the oldest first: 49, 42, ... 0 days old.
+        let dirs: Vec<PathBuf> = (0..8)
+            .map(|i| {
+                let at = NOW - (7 - i) * 7 * DAY;
+                let record = IssuedRecord {
+                    directory_url: "https://ca/dir".into(),
+                    account: "https://ca/acct/1".into(),
+                    order_url: format!("https://ca/order/{i}"),
+                    names: names(),
+                    issued_at: at,
+                    not_after: at + 90 * DAY,
+                    sha256_fingerprint: format!("{i:02}"),
+                    accepted: true,
+                    rejected_because: None,
+                    replaces: None,
+                };
+                state.store_issued(&material, &record, at).expect("store")
+            })
+            .collect();
+        // Keep 3, and everything younger than 30 days: 49, 42 and 35 days old may go, except
+        // the one a service holds (fingerprint "01", 42 days old).
+        let (removed, problems) = state.prune_issued(3, 30 * DAY, NOW, &["01".to_string()]);
+        assert!(problems.is_empty(), "{problems:?}");
+        let mut removed = removed;
+        removed.sort();
+        assert_eq!(removed, vec![dirs[0].clone(), dirs[2].clone()]);
+        assert!(!dirs[0].exists() && !dirs[0].join("key.pem").exists(), "the key goes with it");
+        assert!(dirs[1].exists(), "the installed one stays");
+        assert_eq!(state.issued().len(), 6);
+        // Old but within the newest N: kept. Beyond N but young: kept.
+        let (removed, _) = state.prune_issued(8, 0, NOW + 1000 * DAY, &[]);
+        assert!(removed.is_empty());
+        let (removed, _) = state.prune_issued(1, 1000 * DAY, NOW, &[]);
+        assert!(removed.is_empty());
+        // Everything old and keep = 1: all but the newest (and the installed one) go.
+        let (removed, _) = state.prune_issued(1, 0, NOW + DAY, &["01".to_string()]);
+        assert_eq!(removed.len(), 4);
+        let left: Vec<PathBuf> = state.issued().into_iter().map(|(d, _)| d).collect();
+        assert_eq!(left.len(), 2);
+        assert!(left.contains(&dirs[7]) && left.contains(&dirs[1]), "{left:?}");
+    }
+
+    #[test]
+    fn reads_are_bounded_and_never_block_on_a_fifo() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let state = StateDir::open(tmp.path()).expect("open");
+        state.log(&HistoryEvent::new("issued", NOW)).expect("log");
+        assert_eq!(state.history().len(), 1);
+        // A FIFO where the history was: an unbounded read_to_string would block here forever.
+        let history = state.path().join("history.jsonl");
+        std::fs::remove_file(&history).expect("rm");
+        assert!(std::process::Command::new("mkfifo").arg(&history).status().expect("mkfifo").success());
+        assert!(state.history().is_empty());
+        // A state file larger than the limit is refused, not read.
+        let limits = state.path().join("limits.json");
+        let file = std::fs::File::create(&limits).expect("create");
+        file.set_len(STATE_FILE + 1).expect("grow");
+        let e = state.limits().expect_err("too large");
+        assert!(e.to_string().contains("too large"), "{e}");
+        // Writes go through the file layer: a link planted where a state file goes is replaced,
+        // never written through.
+        let outside = tmp.path().join("outside");
+        std::fs::write(&outside, "keep").expect("outside");
+        std::fs::remove_file(&limits).expect("rm");
+        std::os::unix::fs::symlink(&outside, &limits).expect("symlink");
+        state.save_limits(&Limits::default()).expect("save");
+        assert_eq!(std::fs::read_to_string(&outside).expect("read"), "keep");
+        assert!(!std::fs::symlink_metadata(&limits).expect("meta").file_type().is_symlink());
+        assert_eq!(mode_of(&limits), 0o600);
     }
 
     #[test]

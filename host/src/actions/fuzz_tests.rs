@@ -47,7 +47,9 @@ fn seeds() -> &'static Seeds {
         super::ensure_state_dir(&state).unwrap();
         let cert = dir.path().join("cert.pem");
         std::fs::write(&cert, b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n").unwrap();
-        let targets = [(Role::Certificate, cert), (Role::Key, dir.path().join("absent.key"))];
+        let (cert, key) =
+            (crate::fs::resolve(&cert).unwrap(), crate::fs::resolve(&dir.path().join("absent.key")).unwrap());
+        let targets = [(Role::Certificate, &cert), (Role::Key, &key)];
         let (backup_dir, _) = backup::create(&state, "web", &targets, 1_767_225_600).unwrap();
         let manifest = std::fs::read(backup_dir.join("manifest.json")).unwrap();
         Seeds { dir, manifest }

@@ -77,6 +77,11 @@ pub struct RunArgs {
     /// Never schedule a later check (what the scheduled check itself runs with)
     #[arg(long)]
     pub no_retry: bool,
+    /// Open a certificate order in this run even during the back-off after failed orders or
+    /// past acme.max-orders-per-day (not before a Retry-After the CA sent); logged in the ACME
+    /// history
+    #[arg(long, conflicts_with = "dry_run")]
+    pub force: bool,
     /// Seconds to wait for another run to finish before giving up
     #[arg(long, default_value_t = 60, value_name = "SECONDS")]
     pub lock_wait: u64,

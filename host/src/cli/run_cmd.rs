@@ -20,6 +20,7 @@ pub fn run(args: &RunArgs) -> i32 {
         lock_wait: Duration::from_secs(args.lock_wait),
         allow_retry: args.allow_retry,
         no_retry: args.no_retry,
+        force: args.force,
         // The progress bar goes to stderr, only for a person watching the plain report.
         progress: std::io::stdout().is_terminal() && !args.quiet && !args.json,
         metrics_file: args.metrics_file.clone(),

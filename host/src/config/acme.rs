@@ -22,6 +22,25 @@ use super::types::KeyAlgorithm;
 pub const LETS_ENCRYPT_PRODUCTION: &str = "https://acme-v02.api.letsencrypt.org/directory";
 /// Let's Encrypt's staging directory (`staging = true`).
 pub const LETS_ENCRYPT_STAGING: &str = "https://acme-staging-v02.api.letsencrypt.org/directory";
+/// The hosts (and their subdomains) of the public ACME CAs' directories: a `directory` there is
+/// a public CA unless `public = false` says otherwise; any other directory (a step-ca, Pebble,
+/// a company's own CA) is private unless `public = true`.
+pub const PUBLIC_CA_HOSTS: [&str; 10] = [
+    "letsencrypt.org",
+    "zerossl.com",
+    "pki.goog",
+    "buypass.com",
+    "buypass.no",
+    "ssl.com",
+    "sectigo.com",
+    "digicert.com",
+    "actalis.com",
+    "globalsign.com",
+];
+/// The default `keep-issued`.
+pub const DEFAULT_KEEP_ISSUED: u32 = 5;
+/// The default `keep-issued-days`.
+pub const DEFAULT_KEEP_ISSUED_DAYS: u32 = 90;
 /// The default `listen` of the standalone HTTP-01 responder.
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:80";
 /// The default `max-orders-per-day`.
@@ -56,6 +75,9 @@ pub(super) struct RawAcme {
     pub key: Option<KeyAlgorithm>,
     pub max_orders_per_day: Option<Spanned<i64>>,
     pub pending_wait_seconds: Option<Spanned<i64>>,
+    pub public: Option<Spanned<bool>>,
+    pub keep_issued: Option<Spanned<i64>>,
+    pub keep_issued_days: Option<Spanned<i64>>,
 }
 
 /// The resolved `[acme]` section.
@@ -81,6 +103,15 @@ pub struct AcmeConfig {
     pub max_orders_per_day: u32,
     /// `pending-wait-seconds`: how long one run waits for the CA before leaving an order pending.
     pub pending_wait: Duration,
+    /// `public`: whether the CA is a public one, which cannot issue for names reserved for
+    /// internal use (`.internal`, `.test`, `.lan`...). Default: whether `directory` is one of
+    /// the public CAs' ([`PUBLIC_CA_HOSTS`]).
+    pub public: bool,
+    /// `keep-issued`: certificates in `<state-dir>/acme/issued/` kept whatever their age.
+    pub keep_issued: u32,
+    /// `keep-issued-days`: certificates beyond `keep-issued` are pruned (with their keys) once
+    /// they were issued this long ago.
+    pub keep_issued_for: Duration,
 }
 
 /// External account binding.
@@ -187,6 +218,18 @@ impl Checker<'_> {
             None
         }
     }
+}
+
+/// Whether a directory URL is one of the public CAs' ([`PUBLIC_CA_HOSTS`], or a subdomain).
+pub fn is_public_directory(url: &str) -> bool {
+    let host = url
+        .trim()
+        .strip_prefix("https://")
+        .and_then(|rest| rest.split(['/', '?', '#']).next())
+        .map(|authority| authority.rsplit_once('@').map_or(authority, |(_, h)| h))
+        .map(|host| host.split(':').next().unwrap_or("").trim_end_matches('.').to_ascii_lowercase())
+        .unwrap_or_default();
+    PUBLIC_CA_HOSTS.iter().any(|public| host == *public || host.ends_with(&format!(".{public}")))
 }
 
 /// Whether `email` looks like an address a CA accepts as a `mailto:` contact.
@@ -412,6 +455,20 @@ pub(super) fn resolve(
         })
         .map(Duration::from_secs);
 
+    let public = raw.public.as_ref().map_or_else(|| is_public_directory(&directory_url), |p| *p.get_ref());
+    let keep_issued = raw
+        .keep_issued
+        .as_ref()
+        .map_or(Some(u64::from(DEFAULT_KEEP_ISSUED)), |k| c.range(k, "keep-issued", 1, 1000, ""))
+        .and_then(|k| u32::try_from(k).ok());
+    let keep_issued_for = raw
+        .keep_issued_days
+        .as_ref()
+        .map_or(Some(u64::from(DEFAULT_KEEP_ISSUED_DAYS)), |d| {
+            c.range(d, "keep-issued-days", 1, 3650, " days")
+        })
+        .map(|days| Duration::from_secs(days * 86_400));
+
     if errors.len() != before {
         return None;
     }
@@ -426,6 +483,9 @@ pub(super) fn resolve(
         key: raw.key.unwrap_or_default(),
         max_orders_per_day: max_orders_per_day?,
         pending_wait: pending_wait?,
+        public,
+        keep_issued: keep_issued?,
+        keep_issued_for: keep_issued_for?,
     })
 }
 
@@ -436,6 +496,47 @@ mod tests {
     fn load(text: &str) -> Result<Option<AcmeConfig>, String> {
         let config = crate::config::from_str(text, Path::new("/etc/c.toml")).map_err(|e| e.to_string())?;
         Ok(config.acme)
+    }
+
+    #[test]
+    fn a_ca_is_public_by_its_directory_unless_public_says_otherwise() {
+        for (directory, public) in [
+            ("https://acme-v02.api.letsencrypt.org/directory", true),
+            ("https://acme-staging-v02.api.letsencrypt.org/directory", true),
+            ("https://acme.zerossl.com/v2/DV90", true),
+            ("https://dv.acme-v02.api.pki.goog/directory", true),
+            ("https://api.buypass.com/acme/directory", true),
+            ("https://127.0.0.1:14000/dir", false),
+            ("https://ca.corp.internal/acme/acme/directory", false),
+            ("https://letsencrypt.org.evil.example/dir", false),
+            ("https://notletsencrypt.org/dir", false),
+        ] {
+            assert_eq!(is_public_directory(directory), public, "{directory}");
+            let text = format!("hostname = \"h.example.com\"\n[acme]\ndirectory = \"{directory}\"\n");
+            assert_eq!(load(&text).expect("loads").expect("acme").public, public, "{directory}");
+        }
+        let acme = load("hostname = \"h.example.com\"\n[acme]\n").expect("loads").expect("acme");
+        assert!(acme.public, "Let's Encrypt by default");
+        let acme =
+            load("hostname = \"h.example.com\"\n[acme]\npublic = false\n").expect("loads").expect("acme");
+        assert!(!acme.public, "set explicitly");
+        let text =
+            "hostname = \"h.example.com\"\n[acme]\ndirectory = \"https://127.0.0.1:1/dir\"\npublic = true\n";
+        assert!(load(text).expect("loads").expect("acme").public);
+    }
+
+    #[test]
+    fn retention_of_issued_certificates_has_defaults_and_bounds() {
+        let acme = load("hostname = \"h.example.com\"\n[acme]\n").expect("loads").expect("acme");
+        assert_eq!((acme.keep_issued, acme.keep_issued_for), (5, Duration::from_secs(90 * 86_400)));
+        let acme = load("hostname = \"h.example.com\"\n[acme]\nkeep-issued = 2\nkeep-issued-days = 30\n")
+            .expect("loads")
+            .expect("acme");
+        assert_eq!((acme.keep_issued, acme.keep_issued_for), (2, Duration::from_secs(30 * 86_400)));
+        let e = load("hostname = \"h.example.com\"\n[acme]\nkeep-issued = 0\n").expect_err("0");
+        assert!(e.contains("acme.keep-issued") && e.contains("out of range"), "{e}");
+        let e = load("hostname = \"h.example.com\"\n[acme]\nkeep-issued-days = 0\n").expect_err("0");
+        assert!(e.contains("acme.keep-issued-days"), "{e}");
     }
 
     #[test]
