@@ -777,3 +777,65 @@ fn a_run_that_replaces_expired_certificates_exits_0_and_reports_them_fixed() {
         "{web_notices:?}"
     );
 }
+
+/// Issue 12, item 2: with the built-in HTTP-01 responder, a slow validator (Pebble waits a random
+/// time below 8 s before it checks) and a short `pending-wait-seconds`, the run keeps answering
+/// the challenge until the CA has validated instead of leaving a pending order whose challenge
+/// nobody will answer (which the CA then fails): the certificate is issued in the same run.
+#[test]
+fn a_slow_validator_is_answered_until_it_has_validated() {
+    let pebble = Pebble::start(Settings { va_sleep_seconds: Some(8), ..Settings::default() });
+    let host = Host::new("slow-va.acme-test.com");
+    host.configure(
+        &format!("[trust]\nextra-roots = [\"{}\"]", pebble.root.display()),
+        &format!(
+            "directory = \"{}\"\nca-bundle = \"{}\"\nemail = \"admin@example.com\"\npending-wait-seconds = 1\n\
+             listen = \"127.0.0.1:{}\"",
+            pebble.directory_url,
+            pebble.api_cert.display(),
+            pebble.http_port
+        ),
+    );
+    let out = host.run().arg("--json").run();
+    assert_eq!(out.code, 0, "{}\n{}\n{}", out.stdout, out.stderr, pebble.log());
+    assert_eq!(actions(&json(&out), "web"), vec![("install-replacement".to_string(), "done".to_string())]);
+    assert_issued(&host.path("web/cert.pem"), &host.path("web/key.pem"), &host.hostname);
+    assert!(host.events("order-pending").is_empty(), "{:?}", host.history());
+}
+
+/// Issue 12, item 2, the other half: a run killed (-9) while the CA validates its HTTP-01
+/// challenge leaves a pending order whose challenge nobody answers. Wherever the kill lands —
+/// before the challenge was started, while the slow validator sleeps (it then finds a closed
+/// port and fails the order), or after it validated — the next run finishes the job: it answers
+/// the challenge again, or opens a fresh order at once when the resumed one went invalid through
+/// our side, instead of backing off.
+#[test]
+fn a_run_killed_while_the_ca_validates_is_finished_by_the_next_run() {
+    let pebble = Pebble::start(Settings { va_sleep_seconds: Some(6), ..Settings::default() });
+    let host = Host::new("killed.acme-test.com");
+    host.configure_for(&pebble, "");
+    let mut first = Command::new(env!("CARGO_BIN_EXE_checkallsslcerts"))
+        .arg("--config")
+        .arg(&host.config)
+        .env_remove("CHECKALLSSLCERTS_CONFIG")
+        .env("CHECKALLSSLCERTS_NETWORK_FACTS", "off")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run");
+    // Wait for the event (bounded), then kill the run as a power cut would.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while host.events("order-opened").is_empty() {
+        assert!(first.try_wait().expect("wait").is_none(), "the first run ended before it ordered");
+        assert!(std::time::Instant::now() < deadline, "no order within 60 s: {}", pebble.log());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    first.kill().expect("kill -9");
+    first.wait().expect("reap");
+
+    let out = host.run().arg("--json").run();
+    assert_eq!(out.code, 0, "{}\n{}\n{}", out.stdout, out.stderr, pebble.log());
+    assert_eq!(actions(&json(&out), "web"), vec![("install-replacement".to_string(), "done".to_string())]);
+    assert_issued(&host.path("web/cert.pem"), &host.path("web/key.pem"), &host.hostname);
+}

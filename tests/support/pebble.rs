@@ -80,6 +80,9 @@ pub struct Settings {
     pub eab_keys: Vec<(String, String)>,
     /// `domainBlocklist`: names Pebble refuses (rejectedIdentifier).
     pub blocklist: Vec<String>,
+    /// `PEBBLE_VA_SLEEPTIME`: the validator waits a random time below this many seconds before
+    /// it checks a challenge (a slow CA); `None`: it checks at once (`PEBBLE_VA_NOSLEEP`).
+    pub va_sleep_seconds: Option<u32>,
 }
 
 /// A running Pebble.
@@ -101,7 +104,8 @@ pub struct Pebble {
     /// How Pebble was started (for [`Pebble::restart`]).
     config_path: PathBuf,
     dns_port: u16,
-    nonce_reject: Option<u32>,
+    /// The environment Pebble runs with (its fault and speed settings).
+    env: Vec<(String, String)>,
     // Dropped in this order: Pebble first, then its DNS.
     pebble: Guard,
     challtestsrv: Guard,
@@ -207,8 +211,15 @@ impl Pebble {
         std::fs::write(&config_path, serde_json::to_vec_pretty(&config).expect("json")).expect("write");
 
         let pebble_log = dir.path().join("pebble.log");
-        let pebble =
-            spawn_pebble(&config_path, dns_port, settings.nonce_reject, &pebble_log, api_port, management);
+        let mut env = Vec::new();
+        match settings.va_sleep_seconds {
+            Some(seconds) => env.push(("PEBBLE_VA_SLEEPTIME".to_string(), seconds.to_string())),
+            None => env.push(("PEBBLE_VA_NOSLEEP".to_string(), "1".to_string())),
+        }
+        if let Some(percent) = settings.nonce_reject {
+            env.push(("PEBBLE_WFE_NONCEREJECT".to_string(), percent.to_string()));
+        }
+        let pebble = spawn_pebble(&config_path, dns_port, &env, &pebble_log, api_port, management);
         let root = dir.path().join("pebble-root.pem");
         fetch_root(management, &api_cert, &root);
 
@@ -223,7 +234,7 @@ impl Pebble {
             pebble_log,
             config_path,
             dns_port,
-            nonce_reject: settings.nonce_reject,
+            env,
             pebble,
             challtestsrv,
             dir,
@@ -242,7 +253,7 @@ impl Pebble {
         self.pebble = spawn_pebble(
             &self.config_path,
             self.dns_port,
-            self.nonce_reject,
+            &self.env,
             &self.pebble_log,
             self.api_port,
             self.management_port,
@@ -260,7 +271,7 @@ impl Pebble {
 fn spawn_pebble(
     config_path: &Path,
     dns_port: u16,
-    nonce_reject: Option<u32>,
+    env: &[(String, String)],
     pebble_log: &Path,
     api_port: u16,
     management: u16,
@@ -271,13 +282,10 @@ fn spawn_pebble(
         .arg("-config")
         .arg(config_path)
         .args(["-dnsserver", &format!("127.0.0.1:{dns_port}"), "-strict=false"])
-        .env("PEBBLE_VA_NOSLEEP", "1")
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(log.try_clone().expect("log"))
         .stderr(log);
-    if let Some(percent) = nonce_reject {
-        command.env("PEBBLE_WFE_NONCEREJECT", percent.to_string());
-    }
     let mut pebble = Guard::spawn("pebble", &mut command);
     wait_for_port(api_port, &mut pebble, pebble_log);
     wait_for_port(management, &mut pebble, pebble_log);

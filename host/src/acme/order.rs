@@ -118,8 +118,44 @@ pub fn status_word(status: OrderStatus) -> &'static str {
     }
 }
 
+/// How long a run that answers HTTP-01 itself (the standalone responder) keeps answering while
+/// the order waits for the CA's validation, past `acme.pending-wait-seconds`: the responder lives
+/// only as long as the run, and a CA that validates after it is gone finds a closed port and
+/// fails the order.
+pub const STANDALONE_MAX_WAIT: Duration = Duration::from_secs(300);
+
 /// Runs the order as far as it goes in this run (see the module documentation).
+///
+/// With the standalone HTTP-01 responder, a resumed order that went invalid (the CA validated
+/// while no run was answering) is our side's failure, not the CA's verdict on the names: a new
+/// order is opened at once, once, in this run — with the responder up while it is validated.
 pub async fn drive(ctx: &Ctx<'_>, pending: Option<PendingState>) -> Result<Progress, AcmeError> {
+    let standalone = matches!(ctx.acme.challenge, ChallengeConfig::Http01Standalone { .. });
+    let resumed = pending.is_some();
+    match drive_once(ctx, pending).await {
+        Err(AcmeError::OrderInvalid { url, problem }) if resumed && standalone => {
+            ctx.state.clear_pending()?;
+            let mut event = HistoryEvent::new("order-reopened", ctx.now);
+            event.order_url = Some(url.clone());
+            event.detail = Some(
+                "the resumed order had gone invalid while no run answered its HTTP-01 challenge".to_string(),
+            );
+            event.problem = Some(problem);
+            let _ = ctx.state.log(&event);
+            ctx.notice(
+                Level::Info,
+                format!(
+                    "The pending order {url} had gone invalid while no run was answering its HTTP-01 challenge \
+                     (the built-in responder lives only as long as a run); a new order was opened at once."
+                ),
+            );
+            drive_once(ctx, None).await
+        }
+        other => other,
+    }
+}
+
+async fn drive_once(ctx: &Ctx<'_>, pending: Option<PendingState>) -> Result<Progress, AcmeError> {
     let dir = ctx.acme.directory_url.as_str();
     let (mut account, mut account_url, fresh) = account(ctx, ctx.http.clone()).await?;
 
@@ -147,7 +183,7 @@ pub async fn drive(ctx: &Ctx<'_>, pending: Option<PendingState>) -> Result<Progr
         other => other?,
     };
 
-    let deadline = Instant::now() + ctx.acme.pending_wait;
+    let mut started = Instant::now();
     let mut poll = FIRST_POLL;
     let mut responder: Option<Standalone> = None;
     let mut challenges_started = false;
@@ -167,7 +203,9 @@ pub async fn drive(ctx: &Ctx<'_>, pending: Option<PendingState>) -> Result<Progr
         };
         match status {
             OrderStatus::Pending | OrderStatus::Processing => {
-                if status == OrderStatus::Pending && !challenges_started {
+                // A new order, or a resumed one whose challenges the CA may still be validating
+                // (the responder of the run that started them died with it): serve them now.
+                if !challenges_started && !record.key_sent {
                     challenges_started = true;
                     match start_challenges(ctx, &mut order, &mut record).await {
                         Ok(Started::Serving(server)) => responder = server,
@@ -175,6 +213,15 @@ pub async fn drive(ctx: &Ctx<'_>, pending: Option<PendingState>) -> Result<Progr
                         Err(e) => break Err(e),
                     }
                 }
+                // While our own responder answers a challenge the CA has not validated yet, leaving
+                // would fail the order: wait longer then (bounded).
+                // (Before the CSR is sent, the order is waiting on its challenges; Pebble calls that
+                // `processing` while its validator works.)
+                let deadline = if responder.is_some() && !record.key_sent {
+                    started + ctx.acme.pending_wait.max(STANDALONE_MAX_WAIT)
+                } else {
+                    started + ctx.acme.pending_wait
+                };
                 if Instant::now() >= deadline {
                     break Ok(pending(
                         &record,
@@ -220,6 +267,9 @@ pub async fn drive(ctx: &Ctx<'_>, pending: Option<PendingState>) -> Result<Progr
                 let (key_pem, csr) = make_csr(ctx.names, ctx.acme.key)?;
                 ctx.state.save_pending_key(&key_pem)?;
                 record.key_sent = true;
+                // The wait for the certificate starts now (the validation may have taken longer
+                // than acme.pending-wait-seconds while the standalone responder answered).
+                started = Instant::now();
                 ctx.state.save_pending(&record)?;
                 if let Err(e) = nonce_retry!(order.finalize_csr(&csr).await) {
                     break Err(from_acme("finalize the order", dir, e));
