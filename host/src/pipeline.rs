@@ -459,7 +459,7 @@ fn install_replacement(
     let check = check.as_ref().map(|c| c as &dyn install::PostReloadCheck);
     match install::install_checked(
         &config.state_dir,
-        &install_target(service),
+        &install_target_for(config, service),
         material,
         reload.as_ref(),
         check,
@@ -499,7 +499,7 @@ fn install_placeholder(config: &Config, service: &ServiceConfig, dry_run: bool, 
         Ok(m) => m,
         Err(e) => return report("failed", format!("cannot make a placeholder: {e}")),
     };
-    let target = install_target(service);
+    let target = install_target_for(config, service);
     let reload = ReloadCommand::for_service(service);
     let check = crate::probe::AfterInstall::for_service(config, service);
     let check = check.as_ref().map(|c| c as &dyn install::PostReloadCheck);
@@ -518,6 +518,17 @@ fn install_placeholder(config: &Config, service: &ServiceConfig, dry_run: bool, 
     }
 }
 
+/// [`install_target`] with the configuration's backup retention.
+fn install_target_for(config: &Config, service: &ServiceConfig) -> InstallTarget {
+    InstallTarget {
+        retention: actions::install::Retention {
+            keep: config.backups.keep as usize,
+            keep_days: config.backups.keep_days,
+        },
+        ..install_target(service)
+    }
+}
+
 /// Where a service's files go, from its configuration.
 pub fn install_target(service: &ServiceConfig) -> InstallTarget {
     InstallTarget {
@@ -530,5 +541,6 @@ pub fn install_target(service: &ServiceConfig) -> InstallTarget {
         group: service.group.clone(),
         certificate_mode: service.certificate_mode,
         key_mode: service.key_mode,
+        retention: Default::default(),
     }
 }

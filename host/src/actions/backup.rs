@@ -19,9 +19,24 @@ use super::journal::Role;
 use super::{BACKUPS_DIR, create_private_dir, encode_service, fsync_dir, utc_stamp};
 use crate::fs::{FsError, Target, limits};
 
-/// How many backups are kept per service; the newest are kept, and the one an install just
-/// made is never deleted.
+/// How many backups are kept per service by default (`[backups] keep`); the newest are kept,
+/// and the one an install just made is never deleted.
 pub const BACKUPS_TO_KEEP: usize = 10;
+
+/// Which backups of a service are kept: a backup is deleted only when it is beyond the newest
+/// `keep` **and** older than `keep_days` (`[backups]`); the newest, and the one an install just
+/// made, never.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    pub keep: usize,
+    pub keep_days: u32,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention { keep: BACKUPS_TO_KEEP, keep_days: 0 }
+    }
+}
 
 const MANIFEST: &str = "manifest.json";
 const REJECTED: &str = "rejected";
@@ -174,9 +189,15 @@ pub(crate) fn rejected_file(dir: &Path, role: Role) -> PathBuf {
     dir.join(REJECTED).join(role.as_str())
 }
 
-/// Deletes all but the newest [`BACKUPS_TO_KEEP`] backups of `service`, never `current`.
-/// Returns the directories deleted and the warnings of those that could not be.
-pub(crate) fn prune(state_dir: &Path, service: &str, current: &Path) -> (Vec<PathBuf>, Vec<String>) {
+/// Deletes the backups of `service` that `retention` does not keep (at `now`), never `current`
+/// nor the newest. Returns the directories deleted and the warnings of those that could not be.
+pub(crate) fn prune(
+    state_dir: &Path,
+    service: &str,
+    current: &Path,
+    retention: Retention,
+    now: i64,
+) -> (Vec<PathBuf>, Vec<String>) {
     let parent = service_dir(state_dir, service);
     let mut warnings = Vec::new();
     let entries = match fs::read_dir(&parent) {
@@ -195,10 +216,14 @@ pub(crate) fn prune(state_dir: &Path, service: &str, current: &Path) -> (Vec<Pat
         })
         .collect();
     backups.sort();
-    let excess = backups.len().saturating_sub(BACKUPS_TO_KEEP);
+    let excess = backups.len().saturating_sub(retention.keep.max(1));
+    let cutoff = now.saturating_sub(i64::from(retention.keep_days) * 86_400);
     let mut removed = Vec::new();
-    for (_, path) in backups.into_iter().take(excess) {
-        if path == current {
+    for ((stamp, _), path) in backups.into_iter().take(excess) {
+        let made = chrono::NaiveDateTime::parse_from_str(&stamp, "%Y%m%dT%H%M%SZ")
+            .map(|t| t.and_utc().timestamp())
+            .unwrap_or(i64::MIN);
+        if path == current || (retention.keep_days > 0 && made >= cutoff) {
             continue;
         }
         match fs::remove_dir_all(&path) {
@@ -258,7 +283,7 @@ mod tests {
         fs::create_dir(parent.join("not-a-backup")).expect("mkdir");
         // Pretend the current one is the oldest (a clock that went backwards).
         let current = parent.join("20250101T000000Z-1");
-        let (removed, warnings) = prune(tmp.path(), "svc", &current);
+        let (removed, warnings) = prune(tmp.path(), "svc", &current, Retention::default(), 1_767_225_600);
         assert!(warnings.is_empty(), "{warnings:?}");
         assert_eq!(removed.len(), 2);
         assert!(current.exists());
@@ -266,5 +291,28 @@ mod tests {
         assert!(!parent.join("20250101T000002Z-1").exists());
         assert!(parent.join("20250101T000003Z-1").exists());
         assert!(parent.join("not-a-backup").exists());
+    }
+
+    #[test]
+    fn an_age_keeps_younger_backups_beyond_the_count() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let parent = service_dir(tmp.path(), "svc");
+        fs::create_dir_all(&parent).expect("mkdir");
+        // One backup a day, 2025-01-01 to 2025-01-05; "now" is 2025-01-06 00:00 UTC.
+        for day in 1..=5 {
+            fs::create_dir(parent.join(format!("202501{day:02}T000000Z-1"))).expect("mkdir");
+        }
+        let now = 1_735_689_600 + 5 * 86_400;
+        let current = parent.join("20250105T000000Z-1");
+        // keep 1, keep-days 3: beyond the newest, those older than 3 days (Jan 1 and 2) go.
+        let (removed, _) = prune(tmp.path(), "svc", &current, Retention { keep: 1, keep_days: 3 }, now);
+        let mut gone: Vec<String> =
+            removed.iter().map(|p| p.file_name().expect("name").to_string_lossy().into_owned()).collect();
+        gone.sort();
+        assert_eq!(gone, ["20250101T000000Z-1", "20250102T000000Z-1"]);
+        // keep 0 is read as 1: the newest always stays.
+        let (removed, _) = prune(tmp.path(), "svc", &current, Retention { keep: 0, keep_days: 0 }, now);
+        assert_eq!(removed.len(), 2);
+        assert!(current.exists());
     }
 }

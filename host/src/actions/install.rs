@@ -16,7 +16,7 @@
 //!    fsynced. **swapped**.
 //! 4. The reload command runs (argv, no shell, with a timeout; several commands run in order and
 //!    the first failure stops them; see [`reload`](mod@super::reload)). **reloaded** on success; then the journal is deleted (**done**) and old backups beyond
-//!    [`BACKUPS_TO_KEEP`] are deleted (never the one just made). If the reload fails (non-zero
+//!    the target's [`Retention`] are deleted (never the newest, never the one just made). If the reload fails (non-zero
 //!    exit, timeout, spawn error), the new files are kept in `<backup>/rejected/`, the backed-up
 //!    files are put back by the same journalled procedure (a *restore*: its own
 //!    preparing → … → reloaded), the reload runs again, and the error says how both reloads went.
@@ -109,7 +109,7 @@ use zeroize::Zeroizing;
 use crate::fs::{self as safe_fs, FileMeta, FsError, Ownership, Target, TempFile, limits};
 
 use super::backup;
-pub use super::backup::BACKUPS_TO_KEEP;
+pub use super::backup::{BACKUPS_TO_KEEP, Retention};
 use super::errors::{InstallError, ReloadError, RollbackOutcome};
 use super::journal::{self, JOURNAL_VERSION, Journal, JournalFile, Operation, Phase, Role};
 use super::placeholder::{Material, key_matches};
@@ -140,6 +140,8 @@ pub struct InstallTarget {
     /// Mode of the key file (separate layout); `None` keeps an existing key's mode less any bit
     /// for others (a new one gets [`Self::DEFAULT_KEY_MODE`]).
     pub key_mode: Option<u32>,
+    /// Which backups of the service are kept after a successful install (`[backups]`).
+    pub retention: Retention,
 }
 
 impl InstallTarget {
@@ -160,6 +162,7 @@ impl InstallTarget {
             group: None,
             certificate_mode: None,
             key_mode: None,
+            retention: Retention::default(),
         }
     }
 
@@ -193,7 +196,7 @@ pub struct InstallReport {
     pub backup_dir: PathBuf,
     /// The reload's output, if there was a reload command.
     pub reload: Option<ReloadOutput>,
-    /// Old backups deleted to keep [`BACKUPS_TO_KEEP`].
+    /// Old backups deleted by the target's [`Retention`].
     pub pruned_backups: Vec<PathBuf>,
     /// Things that went wrong without failing the install (an old backup not deleted...).
     pub warnings: Vec<String>,
@@ -338,7 +341,8 @@ pub fn install_checked(
         path: journal::path(state_dir, service),
         source,
     })?;
-    let (pruned_backups, prune_warnings) = backup::prune(state_dir, service, &backup_dir);
+    let (pruned_backups, prune_warnings) =
+        backup::prune(state_dir, service, &backup_dir, target.retention, unix_now());
     warnings.extend(prune_warnings);
 
     let files = plan

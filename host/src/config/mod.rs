@@ -70,6 +70,8 @@ pub struct Config {
     pub trust: TrustConfig,
     /// `[placeholder]`.
     pub placeholder: PlaceholderConfig,
+    /// `[backups]`: how long the files an install replaced are kept.
+    pub backups: BackupsConfig,
     /// `[mail]`: the notification mail.
     pub mail: mail::MailConfig,
     /// `[metrics]`: the Prometheus textfile.
@@ -142,6 +144,23 @@ pub struct PlaceholderConfig {
 impl Default for PlaceholderConfig {
     fn default() -> Self {
         PlaceholderConfig { key: KeyAlgorithm::default(), validity_days: DEFAULT_PLACEHOLDER_VALIDITY_DAYS }
+    }
+}
+
+/// `[backups]`: the backups of the files an install replaced (`<state-dir>/backups/<service>/`).
+/// A backup is deleted only when it is beyond the newest `keep` of its service **and** older
+/// than `keep-days`; the newest is never deleted, so a rollback stays possible.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BackupsConfig {
+    /// `keep`: 1..=1000, default 10.
+    pub keep: u32,
+    /// `keep-days`: 0..=3650, default 0 (the count alone decides).
+    pub keep_days: u32,
+}
+
+impl Default for BackupsConfig {
+    fn default() -> Self {
+        BackupsConfig { keep: 10, keep_days: 0 }
     }
 }
 

@@ -26,6 +26,8 @@ pub(super) struct RawConfig {
     #[serde(default)]
     pub placeholder: RawPlaceholder,
     #[serde(default)]
+    pub backups: RawBackups,
+    #[serde(default)]
     pub mail: super::mail::RawMail,
     #[serde(default)]
     pub metrics: super::metrics::RawMetrics,
@@ -136,6 +138,14 @@ pub(super) struct RawTrust {
 pub(super) struct RawPlaceholder {
     pub key: Option<KeyAlgorithm>,
     pub validity_days: Option<Spanned<i64>>,
+}
+
+/// `[backups]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct RawBackups {
+    pub keep: Option<Spanned<i64>>,
+    pub keep_days: Option<Spanned<i64>>,
 }
 
 /// One `[[service]]` table. Even required keys are optional here, so that every missing key is

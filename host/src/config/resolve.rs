@@ -199,6 +199,7 @@ impl Resolver<'_> {
         let policy = self.policy(&raw);
         let trust = self.trust(&raw);
         let placeholder = self.placeholder(&raw);
+        let backups = self.backups(&raw);
         let (text, path) = (self.text, self.path);
         let mail =
             super::mail::resolve(&raw.mail, &hostname, text, path, &mut self.errors, &mut self.warnings);
@@ -219,6 +220,7 @@ impl Resolver<'_> {
                 policy,
                 trust,
                 placeholder,
+                backups,
                 acme,
                 mail,
                 metrics,
@@ -275,6 +277,27 @@ impl Resolver<'_> {
             );
         }
         TrustConfig { extra_roots, system_roots }
+    }
+
+    fn backups(&mut self, raw: &RawConfig) -> super::BackupsConfig {
+        let mut backups = super::BackupsConfig::default();
+        for (value, key, range, slot) in [
+            (&raw.backups.keep, "backups.keep", 1..=1000, &mut backups.keep),
+            (&raw.backups.keep_days, "backups.keep-days", 0..=3650, &mut backups.keep_days),
+        ] {
+            if let Some(v) = value {
+                match u32::try_from(*v.get_ref()) {
+                    Ok(n) if range.contains(v.get_ref()) => *slot = n,
+                    _ => self.error(
+                        Some(v.span()),
+                        None,
+                        key,
+                        format!("{} is out of range: {} to {}", v.get_ref(), range.start(), range.end()),
+                    ),
+                }
+            }
+        }
+        backups
     }
 
     fn placeholder(&mut self, raw: &RawConfig) -> PlaceholderConfig {

@@ -130,6 +130,15 @@ fn example_file_round_trip() {
 }
 
 #[test]
+fn backups_retention_is_read_and_bounded() {
+    let c = parse_ok("[backups]\nkeep = 3\nkeep-days = 30\n");
+    assert_eq!(c.backups, crate::config::BackupsConfig { keep: 3, keep_days: 30 });
+    assert_eq!(parse_ok("").backups, crate::config::BackupsConfig { keep: 10, keep_days: 0 });
+    let p = one_problem("[backups]\nkeep = 0\n");
+    assert!(p.contains("`backups.keep`") && p.contains("0 is out of range: 1 to 1000"), "{p}");
+}
+
+#[test]
 fn empty_file_gives_defaults() {
     let c = parse_ok("");
     assert_eq!(c.hostname, "system.example.net");
