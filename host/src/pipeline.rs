@@ -4,7 +4,7 @@
 //! code, and makes sure one failing service never stops the others.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use crate::acme::Outcome as AcmeOutcome;
 use crate::actions::install::{self, InstallTarget};
@@ -19,6 +19,7 @@ use crate::report::progress::Progress;
 use crate::report::{
     ActionKind, ActionReport, CertificateSummary, PolicyInfo, REPORT_VERSION, RunReport, ServiceReport,
 };
+use crate::time::unix_now;
 
 /// How the main run was asked to behave.
 #[derive(Debug, Clone, Default)]
@@ -69,11 +70,6 @@ impl RunError {
             RunError::Mailed { error, .. } => error.exit_code(),
         }
     }
-}
-
-/// The current time in Unix seconds.
-pub fn unix_now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
 /// Runs the whole job with the configuration at `config_path`.
@@ -409,7 +405,7 @@ fn act(
                 Some(at) => format!(
                     "the certificate issued by order {order_url} (reused the certificate issued at {} instead of \
                      ordering again)",
-                    crate::acme::state::utc_text(*at)
+                    crate::time::utc_seconds(*at)
                 ),
                 None => format!("the certificate issued by order {order_url}"),
             };

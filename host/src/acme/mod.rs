@@ -38,9 +38,7 @@ use crate::plan::model::{Level, Notice};
 pub use errors::{AcmeError, ProblemDocument};
 use state::{HistoryEvent, IssuedRecord, StateDir};
 
-pub(crate) fn unix_now() -> i64 {
-    crate::pipeline::unix_now()
-}
+pub(crate) use crate::time::unix_now;
 
 /// How the ACME step was asked to behave.
 #[derive(Debug, Clone, Default)]
@@ -94,7 +92,10 @@ impl StepReport {
         match &self.outcome {
             Outcome::Issued { order_url, reused: None, .. } => format!("issued by order {order_url}"),
             Outcome::Issued { order_url, reused: Some(at), .. } => {
-                format!("reused the certificate issued at {} by order {order_url}", state::utc_text(*at))
+                format!(
+                    "reused the certificate issued at {} by order {order_url}",
+                    crate::time::utc_seconds(*at)
+                )
             }
             Outcome::Pending { order_url, reason, .. } => {
                 format!("the order {order_url} is still pending ({reason})")
@@ -222,7 +223,7 @@ pub fn planned(config: &Config, now: i64) -> StepReport {
     let reason = match (&facts.pending_order, facts.next_order_not_before) {
         (None, _) if let Some(found) = &reusable => format!(
             "dry run: would install the certificate issued at {} (order {}), kept in {}, instead of ordering",
-            state::utc_text(found.record.issued_at),
+            crate::time::utc_seconds(found.record.issued_at),
             found.record.order_url,
             found.dir.display()
         ),
@@ -230,7 +231,10 @@ pub fn planned(config: &Config, now: i64) -> StepReport {
             format!("dry run: would resume the pending order {} at {}", p.url, acme.directory_url)
         }
         (None, Some(until)) => {
-            format!("dry run: no new order before {} (back-off or daily cap)", state::utc_text(until))
+            format!(
+                "dry run: no new order before {} (back-off or daily cap)",
+                crate::time::utc_seconds(until)
+            )
         }
         (None, None) => format!(
             "dry run: would order a certificate for {} from {} ({} challenge)",
@@ -317,7 +321,7 @@ pub fn order(config: &Config, options: &StepOptions, now: i64) -> StepReport {
                     let reason = format!(
                         "the certificate authority asked {asked} {} (Retry-After); the pending order {} is \
                          resumed after that",
-                        state::utc_text(until),
+                        crate::time::utc_seconds(until),
                         p.url
                     );
                     notices.push(notice(
@@ -349,9 +353,9 @@ pub fn order(config: &Config, options: &StepOptions, now: i64) -> StepReport {
             format!(
                 "No certificate was ordered: reused the certificate issued at {} (order {}, valid until {}), kept \
                  in {}, which covers {} and was not installed yet.",
-                state::utc_text(found.record.issued_at),
+                crate::time::utc_seconds(found.record.issued_at),
                 found.record.order_url,
-                state::utc_text(found.not_after),
+                crate::time::utc_seconds(found.not_after),
                 found.dir.display(),
                 names.join(", ")
             ),
@@ -397,7 +401,7 @@ pub fn order(config: &Config, options: &StepOptions, now: i64) -> StepReport {
                                 "No certificate was ordered from {}: {reason}. The next attempt is due at {}: a \
                                  later run orders then by itself{force}.",
                                 acme.directory_url,
-                                state::utc_text(until)
+                                crate::time::utc_seconds(until)
                             ),
                         ));
                         return StepReport {
@@ -478,7 +482,7 @@ pub fn order(config: &Config, options: &StepOptions, now: i64) -> StepReport {
             let next = match ca_until {
                 Some(until) => format!(
                     "No run resumes it before {} (the certificate authority's Retry-After).",
-                    state::utc_text(until)
+                    crate::time::utc_seconds(until)
                 ),
                 None => "The next run resumes it.".to_string(),
             };
@@ -586,7 +590,7 @@ fn retry_notices(scheduled: Result<retry::Scheduled, String>, notices: &mut Vec<
                          authority asked for; it was removed.",
                         old.scheduler,
                         old.id,
-                        state::utc_text(old.runs_at)
+                        crate::time::utc_seconds(old.runs_at)
                     ),
                 ));
             }
@@ -594,7 +598,7 @@ fn retry_notices(scheduled: Result<retry::Scheduled, String>, notices: &mut Vec<
                 Level::Info,
                 format!(
                     "A re-check runs at {} ({}; {} job {}: {}).",
-                    state::utc_text(record.runs_at),
+                    crate::time::utc_seconds(record.runs_at),
                     delay.reason(),
                     record.scheduler,
                     record.id,
@@ -611,7 +615,7 @@ fn retry_notices(scheduled: Result<retry::Scheduled, String>, notices: &mut Vec<
                 "A re-check is already queued ({} job {}, at {}); none was added.",
                 record.scheduler,
                 record.id,
-                state::utc_text(record.runs_at)
+                crate::time::utc_seconds(record.runs_at)
             ),
         )),
         Err(e) => notices.push(notice(Level::Warning, format!("--allow-retry: {e}"))),
@@ -624,19 +628,19 @@ fn next_attempt(limits: &state::Limits, asked: Option<&client::CaWait>, until: i
         Some(wait) if wait.until >= until => format!(
             "The certificate authority asked not to be sent another request before {} ({wait}), so no new \
              order is opened before then.",
-            state::utc_text(wait.until)
+            crate::time::utc_seconds(wait.until)
         ),
         Some(wait) => format!(
             "The certificate authority asked not to be sent another request before {} ({wait}); after {} \
              failed order(s) in a row, no new order is opened before {} (back-off).",
-            state::utc_text(wait.until),
+            crate::time::utc_seconds(wait.until),
             limits.consecutive_failures,
-            state::utc_text(until)
+            crate::time::utc_seconds(until)
         ),
         None => format!(
             "After {} failed order(s) in a row, no new order is opened before {} (back-off).",
             limits.consecutive_failures,
-            state::utc_text(until)
+            crate::time::utc_seconds(until)
         ),
     }
 }
@@ -758,7 +762,7 @@ fn finish_issued(
                     "{} issued a certificate for {} valid until {} (order {order_url}{}); kept in {}.",
                     acme.directory_url,
                     names.join(", "),
-                    state::utc_text(issued.not_after),
+                    crate::time::utc_seconds(issued.not_after),
                     record.replaces.as_ref().map(|id| format!(", replacing {id}")).unwrap_or_default(),
                     stored.display()
                 ),
@@ -916,7 +920,10 @@ mod tests {
             panic!("{:?}", report.outcome)
         };
         assert_eq!(order_url, "https://127.0.0.1:1/order/7");
-        assert!(reason.contains(&state::utc_text(now + 600)) && reason.contains("Retry-After"), "{reason}");
+        assert!(
+            reason.contains(&crate::time::utc_seconds(now + 600)) && reason.contains("Retry-After"),
+            "{reason}"
+        );
         assert!(reason.contains("https://127.0.0.1:1/order/7 is resumed after that"), "{reason}");
         assert!(state.pending().expect("pending").is_some(), "the order stays pending");
 
@@ -941,7 +948,7 @@ mod tests {
         assert!(
             reason.starts_with(&format!(
                 "the certificate authority asked to look at the order again at {} (Retry-After)",
-                state::utc_text(now + 900)
+                crate::time::utc_seconds(now + 900)
             )),
             "{reason}"
         );

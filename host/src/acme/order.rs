@@ -245,7 +245,7 @@ async fn drive_once(ctx: &Ctx<'_>, pending: Option<PendingState>) -> Result<Prog
                                 format!(
                                     "the certificate authority asked to look at the order again at {} (Retry-After), \
                                      after the {} s this run waits (acme.pending-wait-seconds)",
-                                    super::state::utc_text(at.max(super::unix_now() + 1)),
+                                    crate::time::utc_seconds(at.max(super::unix_now() + 1)),
                                     ctx.acme.pending_wait.as_secs()
                                 ),
                             ));
@@ -813,8 +813,8 @@ pub fn verify_issued(
     if facts.not_before > now + 300 || facts.not_after <= now {
         return Err(format!(
             "the certificate is not valid now (valid from {} to {})",
-            super::state::utc_text(facts.not_before),
-            super::state::utc_text(facts.not_after)
+            crate::time::utc_seconds(facts.not_before),
+            crate::time::utc_seconds(facts.not_after)
         ));
     }
     let chain = if material.chain_pem.is_empty() {

@@ -167,7 +167,7 @@ pub fn previously_issued(
         &leaf,
         format!(
             "the certificate issued by this CA to this account on {} for {} (kept in {})",
-            super::state::utc_text(record.issued_at),
+            crate::time::utc_seconds(record.issued_at),
             record.names.join(", "),
             dir.display()
         ),
@@ -216,8 +216,8 @@ async fn installed(config: &Config, client: &AriClient, base: &str, now: i64) ->
                     config.hostname,
                     service.name,
                     service.certificate.display(),
-                    super::state::utc_text(window.start),
-                    super::state::utc_text(window.end)
+                    crate::time::utc_seconds(window.start),
+                    crate::time::utc_seconds(window.end)
                 ),
             );
         }

@@ -24,7 +24,7 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use super::client::MAX_CA_RETRY_AFTER_SECS;
-use super::state::{HistoryEvent, RetryRecord, StateDir, utc_text};
+use super::state::{HistoryEvent, RetryRecord, StateDir};
 
 /// How long after this run the re-check runs at the least (the original: an hour).
 pub const RETRY_DELAY_MINUTES: i64 = 60;
@@ -58,7 +58,7 @@ impl Delay {
         match self.ca_until {
             Some(until) if self.set_by_ca() => format!(
                 "the certificate authority asked for {} with Retry-After{}",
-                utc_text(until),
+                crate::time::utc_seconds(until),
                 if self.capped {
                     format!(
                         " (it asked for later; held to at most {} days)",
@@ -70,7 +70,7 @@ impl Delay {
             ),
             Some(until) => format!(
                 "an hour after this run; the certificate authority asked for {} with Retry-After, which is not later",
-                utc_text(until)
+                crate::time::utc_seconds(until)
             ),
             None => "an hour after this run".to_string(),
         }
@@ -271,8 +271,8 @@ pub fn schedule(
                         "the queued re-check ({} job {}) runs at {}, before the time the certificate                          authority asked for ({}), and could not be removed: {e}",
                         record.scheduler,
                         record.id,
-                        utc_text(record.runs_at),
-                        utc_text(until)
+                        crate::time::utc_seconds(record.runs_at),
+                        crate::time::utc_seconds(until)
                     ));
                 }
                 let mut event = HistoryEvent::new("retry-removed", now);
@@ -280,8 +280,8 @@ pub fn schedule(
                     "{} job {}: it would have run at {}, before the certificate authority's Retry-After ({})",
                     record.scheduler,
                     record.id,
-                    utc_text(record.runs_at),
-                    utc_text(until)
+                    crate::time::utc_seconds(record.runs_at),
+                    crate::time::utc_seconds(until)
                 ));
                 let _ = state.log(&event);
                 replaced = Some(record);
@@ -328,7 +328,7 @@ pub fn schedule(
         record.scheduler,
         record.id,
         record.command,
-        utc_text(record.runs_at),
+        crate::time::utc_seconds(record.runs_at),
         delay.reason()
     ));
     state.log(&event).map_err(|e| e.to_string())?;
@@ -357,12 +357,12 @@ fn systemd_fallback(
             "`at` is not installed and `systemd-run` failed ({status}): {}; install the `at` package and start \
              `atd`, or run `checkallsslcerts --no-retry` again after {}",
             out.trim(),
-            utc_text(delay.runs_at)
+            crate::time::utc_seconds(delay.runs_at)
         )),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(format!(
             "cannot schedule the re-check: neither `at` (package `at`, with `atd` running) nor `systemd-run` is \
              installed; install `at`, or run `checkallsslcerts --no-retry` again after {}",
-            utc_text(delay.runs_at)
+            crate::time::utc_seconds(delay.runs_at)
         )),
         Err(e) => Err(format!("cannot run `systemd-run`: {e}")),
     }

@@ -155,7 +155,7 @@ impl std::fmt::Display for Blocked {
                 write!(
                     f,
                     "{failures} order(s) failed in a row, so no new order is opened before {} (back-off{})",
-                    utc_text(*until),
+                    crate::time::utc_seconds(*until),
                     if *ca_asked { ", as the certificate authority asked with Retry-After" } else { "" }
                 )?;
                 if let Some(last) = last_failure {
@@ -167,7 +167,7 @@ impl std::fmt::Display for Blocked {
                 f,
                 "{max} order(s) were opened in the last 24 hours (acme.max-orders-per-day = {max}), so the next \
                  may be opened after {}",
-                utc_text(*until)
+                crate::time::utc_seconds(*until)
             ),
         }
     }
@@ -180,13 +180,6 @@ pub fn jitter() -> u8 {
         Ok(()) => byte[0] % 21,
         Err(_) => (std::process::id() % 21) as u8,
     }
-}
-
-/// `YYYY-mm-dd HH:MM:SS UTC`.
-pub fn utc_text(unix: i64) -> String {
-    chrono::DateTime::from_timestamp(unix, 0)
-        .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
-        .unwrap_or_else(|| format!("{unix} (Unix time)"))
 }
 
 impl Limits {

@@ -121,15 +121,7 @@ pub(crate) fn fsync_dir(dir: &Path) -> io::Result<()> {
     crate::fs::fsync_dir(dir).map_err(io::Error::from)
 }
 
-/// Seconds since the Unix epoch, now (see [`crate::time`]).
-pub(crate) fn unix_now() -> i64 {
-    crate::time::unix_now()
-}
-
-/// `YYYYmmddTHHMMSSZ` for a Unix timestamp (UTC; see [`crate::time::stamp`]).
-pub(crate) fn utc_stamp(unix: i64) -> String {
-    crate::time::stamp(unix)
-}
+pub(crate) use crate::time::{stamp as utc_stamp, unix_now};
 
 /// A service name as a file name: ASCII letters, digits, `_` and `-` stay, every other byte
 /// becomes `%XX`. Reversible, so two services never share a journal or a backup directory,

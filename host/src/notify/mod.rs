@@ -73,7 +73,7 @@ pub fn notify(config: &Config, report: &mut RunReport) -> Outcome {
     if !config.mail.enabled {
         return Outcome::Disabled;
     }
-    let now = crate::pipeline::unix_now();
+    let now = crate::time::unix_now();
     let (_, management_disabled) = crate::facts::read_disable_flags(&config.state_dir);
     let problems = dedup::problems(report, management_disabled);
     let state_path = dedup::state_path(&config.state_dir);
