@@ -5,6 +5,7 @@ use std::fmt;
 use std::io;
 use std::path::PathBuf;
 
+use crate::time::duration as fmt_duration;
 use openssl::error::ErrorStack;
 
 /// Any error of the actions module.
@@ -236,17 +237,6 @@ fn stderr_suffix(tail: &str) -> String {
     if tail.trim().is_empty() { String::new() } else { format!("; stderr: {}", tail.trim()) }
 }
 
-/// `5s`, `1.5s`, `300ms`.
-pub(crate) fn fmt_duration(d: std::time::Duration) -> String {
-    if d.subsec_nanos() == 0 {
-        format!("{}s", d.as_secs())
-    } else if d.as_secs() == 0 {
-        format!("{}ms", d.as_millis())
-    } else {
-        format!("{:.1}s", d.as_secs_f64())
-    }
-}
-
 /// The run lock could not be taken.
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
@@ -269,13 +259,6 @@ pub enum LockError {
 mod tests {
     use super::*;
     use std::time::Duration;
-
-    #[test]
-    fn durations_read_naturally() {
-        assert_eq!(fmt_duration(Duration::from_secs(5)), "5s");
-        assert_eq!(fmt_duration(Duration::from_millis(300)), "300ms");
-        assert_eq!(fmt_duration(Duration::from_millis(1500)), "1.5s");
-    }
 
     #[test]
     fn reload_failure_messages_name_everything() {
