@@ -839,3 +839,43 @@ fn a_run_killed_while_the_ca_validates_is_finished_by_the_next_run() {
     assert_eq!(actions(&json(&out), "web"), vec![("install-replacement".to_string(), "done".to_string())]);
     assert_issued(&host.path("web/cert.pem"), &host.path("web/key.pem"), &host.hostname);
 }
+
+/// Adds a service `bad` whose certificate is missing (it gets a placeholder) and whose reload
+/// always fails (so that install is rolled back and reported failed).
+fn add_failing_service(host: &Host) {
+    std::fs::create_dir_all(host.path("bad")).expect("bad");
+    let mut text = std::fs::read_to_string(&host.config).expect("config");
+    text.push_str(&format!(
+        "\n[[service]]\nname = \"bad\"\ncertificate = \"{0}/cert.pem\"\nkey = \"{0}/key.pem\"\nreload = [\"false\"]\n",
+        host.path("bad").display()
+    ));
+    std::fs::write(&host.config, text).expect("config");
+}
+
+/// Issue 12: when several outcomes meet in one run, the exit code names the most serious, as the
+/// README's table orders them: a refused order (69) is named even though an unrelated install
+/// also failed; a pending order (75) never hides a failed install (1).
+#[test]
+fn exit_codes_when_several_outcomes_meet_in_one_run() {
+    // The CA refuses the names, and `bad`'s placeholder install fails: 69.
+    let pebble =
+        Pebble::start(Settings { blocklist: vec!["several.acme-test.com".into()], ..Settings::default() });
+    let host = Host::new("several.acme-test.com");
+    host.configure_for(&pebble, "");
+    add_failing_service(&host);
+    let out = host.run().arg("--json").run();
+    assert_eq!(out.code, ACME_FAILED, "{}\n{}", out.stdout, out.stderr);
+    let report = json(&out);
+    assert!(actions(&report, "bad").iter().any(|(_, outcome)| outcome == "failed"), "{report}");
+
+    // The order stays pending (the HTTP-01 port is taken right now), and `bad` fails: 1.
+    let pebble = Pebble::start(Settings::default());
+    let host = Host::new("several-pending.acme-test.com");
+    host.configure_for(&pebble, "");
+    add_failing_service(&host);
+    let _taken = std::net::TcpListener::bind(("127.0.0.1", pebble.http_port)).expect("take the port");
+    let out = host.run().arg("--json").run();
+    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    assert!(!host.events("order-opened").is_empty(), "an order was opened and left pending");
+    assert!(host.state().join("acme/pending.json").exists());
+}

@@ -38,11 +38,24 @@ pub(crate) fn out(text: std::fmt::Arguments<'_>) {
 /// The documented exit codes (they live on the ground floor, [`crate::exit`]).
 pub use crate::exit;
 
+/// The exit codes, as `--help` shows them (the README has the same table).
+const EXIT_CODES_HELP: &str = "\
+Exit codes (the state the run leaves; when several meet, the first listed of 2, 73, 69, 1, 75 wins):
+  0   every service holds a usable certificate and nothing failed (problems fixed in the run
+      are reported as fixed)
+  1   errors: a service left on an unusable certificate, a failed action or policy, or a state
+      directory / lock file that cannot be used (mailed)
+  2   bad usage or configuration (also one others could change); nothing changed
+  69  the certificate authority refused the order or could not be reached
+  73  another run holds the lock (only that)
+  75  an order is pending at the CA, or a wanted order waits for its back-off or the daily cap;
+      a later run goes on by itself";
+
 /// Keeps every TLS certificate on this server valid: checks each service's certificate, lets
 /// the policy decide which must be replaced, orders replacements (ACME), installs them or a
 /// self-signed placeholder, and reloads the services.
 #[derive(Debug, Parser)]
-#[command(name = "checkallsslcerts", version, about, max_term_width = 100)]
+#[command(name = "checkallsslcerts", version, about, max_term_width = 100, after_help = EXIT_CODES_HELP)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
