@@ -5,6 +5,8 @@
 //! Every test starts its own Pebble (Pebble's settings differ per test, and a guard owned by the
 //! test is the only way to be sure every process is killed when it ends).
 
+#[path = "daemons/mod.rs"]
+mod daemons;
 #[path = "support/pebble.rs"]
 mod pebble;
 mod support;
@@ -878,4 +880,53 @@ fn exit_codes_when_several_outcomes_meet_in_one_run() {
     assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
     assert!(!host.events("order-opened").is_empty(), "an order was opened and left pending");
     assert!(host.state().join("acme/pending.json").exists());
+}
+
+/// Issue 12, item 1, with the real nginx: the certificate is issued, but nginx's configuration
+/// is broken that night, so its reload fails and the install is rolled back (nginx keeps serving
+/// the old certificate). The admin fixes nginx; the next run installs the certificate already
+/// issued — no second order at the CA — and nginx serves it (checked live by the install).
+#[test]
+fn a_certificate_nginx_could_not_load_is_installed_by_the_next_run_without_a_new_order() {
+    let pebble = Pebble::start(Settings::default());
+    let host = Host::new("nginx-reuse.acme-test.com");
+    let port = daemons::free_port();
+    let nginx =
+        daemons::Nginx::start(host.dir.path(), port, &host.path("web/cert.pem"), &host.path("web/key.pem"));
+    let reload: Vec<String> = nginx.reload_argv().iter().map(|a| format!("{a:?}")).collect();
+    std::fs::write(
+        &host.config,
+        format!(
+            "hostname = \"{}\"\nstate-dir = \"{}\"\n\n[trust]\nextra-roots = [\"{}\"]\n\n[acme]\n\
+             directory = \"{}\"\nca-bundle = \"{}\"\nemail = \"admin@example.com\"\nlisten = \"127.0.0.1:{}\"\n\
+             max-orders-per-day = 1\n\n[mail]\nenabled = false\n\n[probe]\ntimeout = 3\nwait = 10\n\n\
+             [[service]]\nname = \"web\"\ncertificate = \"{}\"\nkey = \"{}\"\nreload = [{}]\n\
+             probe = [{{ address = \"127.0.0.1:{port}\", protocol = \"https\" }}]\n",
+            host.hostname,
+            host.state().display(),
+            pebble.root.display(),
+            pebble.directory_url,
+            pebble.api_cert.display(),
+            pebble.http_port,
+            host.path("web/cert.pem").display(),
+            host.path("web/key.pem").display(),
+            reload.join(", "),
+        ),
+    )
+    .expect("config");
+    let good = std::fs::read_to_string(&nginx.conf).expect("nginx.conf");
+    std::fs::write(&nginx.conf, format!("{good}\nthis is not an nginx directive;\n")).expect("break nginx");
+
+    let out = host.run().arg("--json").run();
+    assert_eq!(out.code, 1, "{}\n{}\n{}", out.stdout, out.stderr, pebble.log());
+    assert_eq!(actions(&json(&out), "web"), vec![("install-replacement".to_string(), "failed".to_string())]);
+    assert_eq!(host.events("issued").len(), 1);
+
+    std::fs::write(&nginx.conf, good).expect("fix nginx");
+    let out = host.run().arg("--json").run();
+    assert_eq!(out.code, 0, "{}\n{}\n{}", out.stdout, out.stderr, pebble.log());
+    assert_eq!(actions(&json(&out), "web"), vec![("install-replacement".to_string(), "done".to_string())]);
+    assert_eq!(host.events("order-opened").len(), 1, "no second order: {:?}", host.history());
+    assert_eq!(host.events("reused").len(), 1, "{:?}", host.history());
+    assert_issued(&host.path("web/cert.pem"), &host.path("web/key.pem"), &host.hostname);
 }
