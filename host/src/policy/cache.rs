@@ -2,13 +2,12 @@
 //!
 //! Entries are wasmtime's own serialization, named by the module's SHA-256 and the engine's
 //! compatibility hash (a different wasmtime or different settings never reads a stale entry).
-//! Loading an entry executes its machine code, so the directory must be writable only by the
-//! user running `checkallsslcerts` (it lives in the state dir, mode 0700). Any problem with the
-//! cache is ignored: the module is then compiled as if there were no cache.
+//! Loading an entry executes its machine code, so an entry is loaded only when it is owned by
+//! root (or the running user) and writable by nobody else, in a state directory checked the same
+//! way, and when its bytes match the SHA-256 stored with them; anything else is deleted and the
+//! module compiled again, as if there were no cache.
 
 use std::hash::{DefaultHasher, Hash, Hasher};
-use std::io::Write;
-use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;
 
 use wasmtime::Engine;
@@ -32,35 +31,109 @@ impl Cache {
         self.dir.join(format!("{sha256}-{}.cwasm", self.engine_key))
     }
 
-    /// The compiled component for a module, if the cache has it.
+    /// The compiled component for a module, if the cache has a sound entry for it. An entry
+    /// that is not owned by root (or this user), is writable by others, is too large, or whose
+    /// bytes do not match the digest written with them (a flipped bit, a torn write) is deleted
+    /// and `None` returned: the module is then compiled again. Never crashes on a bad entry.
     pub fn load(&self, engine: &Engine, sha256: &str) -> Option<Component> {
         let path = self.path(sha256);
-        if !path.is_file() {
+        if std::fs::symlink_metadata(&path).is_err() {
             return None;
         }
-        // SAFETY: the entry was written by `store` below, from a component this engine compiled,
-        // into a directory only this user can write; wasmtime checks the engine compatibility
-        // header before using it.
+        let verified = crate::fs::read_trusted(&path, crate::fs::limits::COMPILED_POLICY)
+            .ok()
+            .and_then(|bytes| verified_payload(&bytes).map(<[u8]>::to_vec));
+        let Some(bytes) = verified else {
+            let _ = std::fs::remove_file(&path);
+            return None;
+        };
+        // SAFETY: wasmtime runs the machine code in these bytes, so they must be what `store`
+        // below wrote from a component this engine compiled. They are: the file is owned by root
+        // (or this user) and not writable by anyone else, in a state directory that is checked
+        // the same way (`crate::fs::check_trusted_tree`), and its bytes match the SHA-256
+        // written with them, so corruption is caught before deserialising; wasmtime checks the
+        // engine compatibility header itself. (The digest guards against damage, not against
+        // someone who can write the file: the ownership checks do that.)
         #[allow(unsafe_code)]
-        let component = unsafe { Component::deserialize_file(engine, &path) };
-        component.ok()
+        let component = unsafe { Component::deserialize(engine, &bytes) };
+        match component {
+            Ok(c) => Some(c),
+            Err(_) => {
+                let _ = std::fs::remove_file(&path);
+                None
+            }
+        }
     }
 
-    /// Keeps a compiled component. Failures are ignored.
+    /// Keeps a compiled component: a header naming the SHA-256 of the serialized bytes, then
+    /// the bytes, written atomically and link-safely, 0600, in a 0700 directory. Failures are
+    /// ignored (the cache only saves time).
     pub fn store(&self, component: &Component, sha256: &str) {
         let Ok(bytes) = component.serialize() else { return };
-        if std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&self.dir).is_err() {
+        if crate::fs::create_private_dir(&self.dir, true).is_err() {
             return;
         }
-        let Ok(mut file) = tempfile::Builder::new()
-            .prefix(".cwasm-")
-            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))
-            .tempfile_in(&self.dir)
-        else {
-            return;
-        };
-        if file.write_all(&bytes).is_ok() && file.as_file().sync_all().is_ok() {
-            let _ = file.persist(self.path(sha256));
+        let mut entry = Vec::with_capacity(bytes.len() + HEADER.len() + 65);
+        entry.extend_from_slice(HEADER);
+        entry.extend_from_slice(hex::encode(openssl::sha::sha256(&bytes)).as_bytes());
+        entry.push(b'\n');
+        entry.extend_from_slice(&bytes);
+        let _ = crate::fs::write_atomic(&self.path(sha256), &entry, 0o600);
+    }
+}
+
+/// The first line of every cache entry (the format; a change of format changes it).
+const HEADER: &[u8] = b"checkallsslcerts compiled policy v1\n";
+
+/// The serialized component in an entry, if its digest matches.
+fn verified_payload(entry: &[u8]) -> Option<&[u8]> {
+    let rest = entry.strip_prefix(HEADER)?;
+    if rest.len() < 65 || rest[64] != b'\n' {
+        return None;
+    }
+    let (digest, payload) = (&rest[..64], &rest[65..]);
+    (hex::encode(openssl::sha::sha256(payload)).as_bytes() == digest).then_some(payload)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn component(engine: &Engine) -> Component {
+        let wasm = wat::parse_str("(component)").expect("wat");
+        Component::new(engine, &wasm).expect("compile")
+    }
+
+    #[test]
+    fn a_flipped_byte_anywhere_makes_the_entry_rebuilt_not_loaded() {
+        let engine = Engine::default();
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let cache = Cache::new(tmp.path().join("cache"), &engine);
+        cache.store(&component(&engine), "abc");
+        assert!(cache.load(&engine, "abc").is_some(), "a sound entry loads");
+        let path = cache.path("abc");
+        let len = std::fs::metadata(&path).expect("entry").len() as usize;
+        for position in [HEADER.len() + 3, HEADER.len() + 70, len / 2, len - 1] {
+            cache.store(&component(&engine), "abc");
+            let mut bytes = std::fs::read(&path).expect("read");
+            bytes[position] ^= 0x01;
+            std::fs::write(&path, &bytes).expect("write");
+            assert!(cache.load(&engine, "abc").is_none(), "byte {position}: a damaged entry is not loaded");
+            assert!(!path.exists(), "byte {position}: and it is deleted, to be rebuilt");
         }
+        cache.store(&component(&engine), "abc");
+        assert!(cache.load(&engine, "abc").is_some(), "rebuilt");
+    }
+
+    #[test]
+    fn an_entry_others_can_write_is_not_loaded() {
+        use std::os::unix::fs::PermissionsExt;
+        let engine = Engine::default();
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let cache = Cache::new(tmp.path().join("cache"), &engine);
+        cache.store(&component(&engine), "abc");
+        let path = cache.path("abc");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).expect("chmod");
+        assert!(cache.load(&engine, "abc").is_none());
     }
 }
