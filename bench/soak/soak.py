@@ -397,7 +397,13 @@ def main():
         def q(argv):
             return "[" + ", ".join(json.dumps(a) for a in argv) + "]"
 
-        with open(config, "w") as f:
+        names = {name: [] for name in files}
+
+        def toml_names(name):
+            return "names = [" + ", ".join(json.dumps(n) for n in names[name]) + "]\n"
+
+        def write_config():
+          with open(config, "w") as f:
             f.write(
                 f'hostname = "{HOST}"\nstate-dir = "{state}"\n\n[trust]\nextra-roots = ["{ca.roots}"]\n\n'
                 f'[network]\ndns = false\nrevocation = false\nari = false\n\n'
@@ -405,12 +411,14 @@ def main():
                 f'email = "admin@example.com"\nlisten = "127.0.0.1:{ca.http_port}"\npending-wait-seconds = 10\n\n'
                 f'[mail]\nenabled = false\n\n[probe]\ntimeout = 3\nwait = 10\n\n'
                 f'[[service]]\nname = "web"\ncertificate = "{files["web"][0]}"\nkey = "{files["web"][1]}"\n'
-                f'reload = {q(nginx.reload_argv())}\n'
+                f'reload = {q(nginx.reload_argv())}\n{toml_names("web")}'
                 f'probe = [{{ address = "127.0.0.1:{nginx_port}", protocol = "https" }}]\n\n'
                 f'[[service]]\nname = "mail"\ncertificate = "{files["mail"][0]}"\nkey = "{files["mail"][1]}"\n'
-                f'reload = {q([recorder, "mail"])}\n\n'
+                f'reload = {q([recorder, "mail"])}\n{toml_names("mail")}\n'
                 f'[[service]]\nname = "ftp"\nlayout = "combined"\ncertificate = "{files["ftp"][0]}"\n'
-                f'reload = {q([recorder, "ftp"])}\n')
+                f'reload = {q([recorder, "ftp"])}\n{toml_names("ftp")}')
+
+        write_config()
 
         start = time.time()
         faults = collections.Counter()
@@ -426,11 +434,17 @@ def main():
                 todays = rng.sample(FAULTS, rng.choice([1, 1, 2]))
             # And the harness breaks a service now and then (a certificate that must be replaced).
             damaged = []
-            if rng.random() < 0.35:
+            if rng.random() < 0.45:
                 name = rng.choice(list(files))
                 kind = rng.choice(["expired", "self-signed"])
                 damage(name, *files[name], kind, work)
                 damaged.append((name, kind))
+                # Half the time the admin also gave that service a new site name: the kept
+                # certificates do not cover it, so the CA must be asked.
+                if rng.random() < 0.7:
+                    names[name].append(f"site{night}.{HOST}")
+                    write_config()
+                    damaged.append((name, "new-name"))
             env_extra = {}
             if "slow-validator" in todays:
                 env_extra["PEBBLE_VA_SLEEPTIME"] = "12"
@@ -453,7 +467,7 @@ def main():
             env = dict(os.environ, TZ="UTC", NO_COLOR="1", FAKETIME_DONT_FAKE_MONOTONIC="1")
             proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
             if "kill" in todays:
-                time.sleep(rng.uniform(0.1, 2.5))
+                time.sleep(rng.uniform(0.05, 1.5))
                 proc.kill()
             try:
                 out, err = proc.communicate(timeout=600)

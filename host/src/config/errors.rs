@@ -16,6 +16,15 @@ pub enum ConfigError {
         #[source]
         source: io::Error,
     },
+    /// Someone other than root (or the running user) could change the file, or a directory
+    /// above it: its reload commands would run as root, so it is not read.
+    #[error("{}: refusing the configuration file: {message}", .path.display())]
+    Untrusted {
+        /// The configuration file.
+        path: PathBuf,
+        /// What is wrong, naming the file or directory and the fix.
+        message: String,
+    },
     /// The file is not valid TOML, or a value has the wrong type, or a key is unknown.
     #[error("{}:{line}:{column}: {}{message}", .path.display(), key_prefix(.key))]
     Parse {
@@ -50,6 +59,7 @@ impl ConfigError {
     pub fn path(&self) -> &Path {
         match self {
             ConfigError::Read { path, .. }
+            | ConfigError::Untrusted { path, .. }
             | ConfigError::Parse { path, .. }
             | ConfigError::Invalid { path, .. } => path,
         }

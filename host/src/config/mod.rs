@@ -39,7 +39,7 @@ pub const PATH_ENV: &str = "CHECKALLSSLCERTS_CONFIG";
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/checkallsslcerts";
 
 /// The largest configuration file accepted, in bytes.
-pub const MAX_FILE_SIZE: u64 = 16 * 1024 * 1024;
+pub const MAX_FILE_SIZE: u64 = crate::fs::limits::CONFIG_FILE;
 
 /// The default `placeholder.validity-days`.
 pub const DEFAULT_PLACEHOLDER_VALIDITY_DAYS: u32 = 30;
@@ -250,7 +250,18 @@ pub fn default_path() -> PathBuf {
 }
 
 /// Reads, parses and checks the configuration file at `path`.
+///
+/// The configuration's reload commands run as root, so the file is refused when anyone but root
+/// (or the user running the tool) could change it — it, or a directory above it (see
+/// [`crate::fs::check_trusted`]); the error names the file and the fix.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+    match crate::fs::check_trusted(&absolute) {
+        Err(e) if !e.is_not_found() => {
+            return Err(ConfigError::Untrusted { path: path.to_owned(), message: e.to_string() });
+        }
+        _ => {}
+    }
     let text = read_file(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
     from_str(&text, path)
 }

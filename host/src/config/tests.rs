@@ -570,3 +570,29 @@ fn load_reads_only_regular_files_of_bounded_size() {
     let e = load(&invalid).unwrap_err();
     assert!(e.to_string().starts_with(&format!("{}:1:1: service \"x\"", invalid.display())), "{e}");
 }
+
+#[test]
+fn a_configuration_others_could_change_is_refused_naming_the_fix() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.toml");
+    std::fs::write(&path, SVC).unwrap();
+    load(&path).expect("root's 0644 file in a 0700 directory");
+
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let e = load(&path).unwrap_err();
+    assert!(matches!(e, ConfigError::Untrusted { .. }), "{e}");
+    assert!(e.to_string().contains("chmod go-w"), "{e}");
+
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let e = load(&path).unwrap_err();
+    assert!(e.to_string().contains(&dir.path().display().to_string()), "{e}");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+
+    if rustix::process::geteuid().is_root() {
+        std::os::unix::fs::chown(&path, Some(65534), None).unwrap();
+        let e = load(&path).unwrap_err();
+        assert!(e.to_string().contains("chown root"), "{e}");
+    }
+}
