@@ -11,7 +11,8 @@ use crate::config::Config;
 use crate::policy::{PolicyModule, PolicySource, Runtime};
 use crate::policy_store::install::{self, InstallRequest};
 use crate::policy_store::select::{self, Choice};
-use crate::policy_store::{Installed, Store, short, utc_time};
+use crate::policy_store::{Installed, Store, short};
+use crate::time::utc_seconds as utc_time;
 
 /// `policy install`.
 #[derive(Debug, Args)]

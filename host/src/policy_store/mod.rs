@@ -29,8 +29,6 @@ pub mod select;
 pub mod signature;
 
 use std::fs;
-use std::io::{Read, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use openssl::sha::sha256;
@@ -193,7 +191,7 @@ impl Store {
         let sha = hex::encode(sha256(bytes));
         self.ensure_dirs()?;
         let path = self.module_path(&sha);
-        let intact = fs::read(&path).map(|stored| stored == bytes).unwrap_or(false);
+        let intact = read_bounded(&path, bytes.len() as u64).map(|stored| stored == bytes).unwrap_or(false);
         if !intact {
             write_atomic(&path, bytes)?;
         }
@@ -305,64 +303,20 @@ fn read_record(path: &Path) -> Result<Option<String>, StoreError> {
     }
 }
 
-/// Reads a regular file of at most `limit` bytes (without blocking on a FIFO, and without
-/// reading a larger file to its end).
+/// Reads a file only root (or the running user) controls, of at most `limit` bytes (see
+/// [`crate::fs::read_trusted`]): policy modules, their signatures and records, trusted keys. A
+/// module someone else could replace would run as the policy of a root tool.
 pub(crate) fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>, StoreError> {
-    let io = |source| StoreError::Io { path: path.to_owned(), source };
-    let file = fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
-        .open(path)
-        .map_err(io)?;
-    let meta = file.metadata().map_err(io)?;
-    if !meta.is_file() {
-        return Err(io(std::io::Error::other("not a regular file")));
-    }
-    if meta.len() > limit {
-        return Err(io(std::io::Error::other(format!(
-            "{} bytes is larger than the limit of {limit} bytes",
-            meta.len()
-        ))));
-    }
-    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
-    file.take(limit + 1).read_to_end(&mut bytes).map_err(io)?;
-    if bytes.len() as u64 > limit {
-        return Err(io(std::io::Error::other(format!("larger than the limit of {limit} bytes"))));
-    }
-    Ok(bytes)
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+    crate::fs::read_trusted(&absolute, limit)
+        .map(|bytes| bytes.to_vec())
+        .map_err(|e| StoreError::Io { path: path.to_owned(), source: std::io::Error::from(e) })
 }
 
-/// Writes `bytes` to `path` atomically, mode 0600: a temporary file in the same directory,
-/// fsync, rename over `path`, fsync of the directory.
+/// Writes `bytes` to `path` atomically and link-safely, mode 0600 (see [`crate::fs::write_atomic`]).
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
-    let dir = path.parent().unwrap_or(Path::new("/"));
-    let io = |source| StoreError::Io { path: path.to_owned(), source };
-    let mut file = tempfile::Builder::new()
-        .prefix(".tmp-")
-        .permissions(fs::Permissions::from_mode(0o600))
-        .tempfile_in(dir)
-        .map_err(io)?;
-    file.write_all(bytes).map_err(io)?;
-    file.as_file().sync_all().map_err(io)?;
-    file.persist(path).map_err(|e| io(e.error))?;
-    crate::actions::fsync_dir(dir).map_err(|source| StoreError::Io { path: dir.to_owned(), source })
-}
-
-/// `YYYY-mm-dd HH:MM:SS UTC` for messages.
-pub fn utc_time(unix: i64) -> String {
-    let stamp = crate::actions::utc_stamp(unix); // YYYYmmddTHHMMSSZ
-    if stamp.len() < 16 {
-        return stamp;
-    }
-    format!(
-        "{}-{}-{} {}:{}:{} UTC",
-        &stamp[0..4],
-        &stamp[4..6],
-        &stamp[6..8],
-        &stamp[9..11],
-        &stamp[11..13],
-        &stamp[13..15]
-    )
+    crate::fs::write_atomic(path, bytes, 0o600)
+        .map_err(|e| StoreError::Io { path: path.to_owned(), source: std::io::Error::from(e) })
 }
 
 /// The first 12 hex digits of a SHA-256, for messages.
@@ -373,6 +327,7 @@ pub fn short(sha: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     fn record(sha: &str) -> Installed {
         Installed {
@@ -385,6 +340,16 @@ mod tests {
             version: "1.0.0".into(),
             contract_version: "0.1.0".into(),
         }
+    }
+
+    #[test]
+    fn a_module_others_could_replace_is_not_read() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::new(dir.path());
+        let sha = store.store_module(b"module bytes", None).expect("stored");
+        fs::set_permissions(store.module_path(&sha), fs::Permissions::from_mode(0o666)).expect("chmod");
+        let error = store.read_module(&sha, 1000).expect_err("untrusted");
+        assert!(error.to_string().contains("chmod go-w"), "{error}");
     }
 
     #[test]
@@ -460,11 +425,5 @@ mod tests {
         assert_eq!(known.len(), 3);
         assert_eq!(known[0].sha256, shas[2]);
         assert_eq!(known[0].good_at, 9);
-    }
-
-    #[test]
-    fn times_read_well() {
-        assert_eq!(utc_time(0), "1970-01-01 00:00:00 UTC");
-        assert_eq!(utc_time(1_800_000_000), "2027-01-15 08:00:00 UTC");
     }
 }

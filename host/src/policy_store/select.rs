@@ -15,11 +15,12 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{Installed, KnownGood, Store, short, utc_time};
+use super::{Installed, KnownGood, Store, short};
 use crate::config::Config;
 use crate::facts::model::HostFacts;
 use crate::plan::model::{Level, Metadata, Notice, Plan};
 use crate::policy::{PolicyError, PolicyModule, PolicySource, Runtime};
+use crate::time::utc_seconds as utc_time;
 
 /// The module chosen for a run, before it runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
