@@ -4,7 +4,8 @@
 //! [`config`] → [`facts`] → [`policy`] → [`plan`] → [`actions`] → [`report`].
 //! [`conformance`] runs a policy module against the conformance vectors; [`cli`] ties it together.
 //! The ground floor, used by every step and using none: [`fs`] (every file read and write),
-//! [`time`] (the clock and date formats), [`exit`] (the exit codes), [`http`] (the HTTP client).
+//! [`time`] (the clock and date formats), [`exit`] (the exit codes), [`http`] (the HTTP client),
+//! [`text`] (untrusted text made safe to show).
 
 pub mod acme;
 pub mod actions;
@@ -23,6 +24,7 @@ pub mod policy;
 pub mod policy_store;
 pub mod probe;
 pub mod report;
+pub mod text;
 pub mod time;
 
 pub use cli::run;

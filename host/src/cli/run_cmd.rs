@@ -55,7 +55,7 @@ pub fn run(args: &RunArgs) -> i32 {
         }
         for service in &report.services {
             for action in service.actions.iter().filter(|a| a.failed()) {
-                eprintln!("checkallsslcerts: {}: {}", service.name, action.message);
+                eprintln!("checkallsslcerts: {}: {}", service.name, crate::text::untrusted(&action.message));
             }
         }
     } else {

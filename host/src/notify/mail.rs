@@ -160,7 +160,12 @@ pub fn compose(
                     level_word(problem.level),
                     standing_word(*standing)
                 );
-                wrap(&mut body, "  ", "  ", problem.message.as_deref().unwrap_or_default());
+                wrap(
+                    &mut body,
+                    "  ",
+                    "  ",
+                    &crate::text::untrusted(problem.message.as_deref().unwrap_or_default()),
+                );
             }
         }
     }
@@ -180,7 +185,7 @@ pub fn compose(
     if !infos.is_empty() {
         body.push('\n');
         for notice in infos {
-            wrap(&mut body, "Note: ", "  ", &notice.message);
+            wrap(&mut body, "Note: ", "  ", &crate::text::untrusted(&notice.message));
         }
     }
 
@@ -232,8 +237,8 @@ fn service_section(
         (Some(problem), _, _) => format!("{}: {problem}", c.state),
         (None, Some(not_after), Some(days)) => format!(
             "{} from {}, valid until {} ({} left)",
-            c.subject.as_deref().unwrap_or("(no subject)"),
-            c.issuer.as_deref().unwrap_or("(unknown issuer)"),
+            crate::text::untrusted(c.subject.as_deref().unwrap_or("(no subject)")),
+            crate::text::untrusted(c.issuer.as_deref().unwrap_or("(unknown issuer)")),
             format_time(not_after),
             if days < 0 { "none".to_string() } else { count(usize::try_from(days).unwrap_or(0), "day") }
         ),
@@ -254,7 +259,7 @@ fn service_section(
     if !notices.is_empty() {
         out.push_str("  The policy says:\n");
         for n in notices {
-            wrap(out, &format!("    - {}: ", word(&n.level)), "      ", &n.message);
+            wrap(out, &format!("    - {}: ", word(&n.level)), "      ", &crate::text::untrusted(&n.message));
         }
     }
     out.push_str("  Done in this run:\n");
@@ -262,7 +267,12 @@ fn service_section(
         out.push_str("    - nothing was changed\n");
     }
     for a in &service.actions {
-        wrap(out, &format!("    - {} {}: ", word(&a.kind), a.outcome), "      ", &a.message);
+        wrap(
+            out,
+            &format!("    - {} {}: ", word(&a.kind), a.outcome),
+            "      ",
+            &crate::text::untrusted(&a.message),
+        );
     }
     out.push_str("  What to do:\n");
     for advice in advice(files, report, service, management_disabled) {

@@ -46,11 +46,11 @@ pub fn render(report: &RunReport, style: Style) -> String {
             p.name, p.version, p.contract_version, p.source, p.sha256
         );
         if let Some(failure) = &p.fallback_from {
-            let _ = writeln!(out, "policy fallback: the selected policy failed: {failure}");
+            let _ = writeln!(out, "policy fallback: the selected policy failed: {}", safe(failure));
         }
         let _ = writeln!(out, "hostname: {}", report.hostname);
         for network_line in report.network.lines() {
-            let _ = writeln!(out, "{network_line}");
+            let _ = writeln!(out, "{}", safe(&network_line));
         }
     }
     let width = report.services.iter().map(|s| s.name.len()).max().unwrap_or(7).max(7);
@@ -67,7 +67,8 @@ pub fn render(report: &RunReport, style: Style) -> String {
         for action in &service.actions {
             let mark =
                 if action.failed() { paint(style, "31", "FAILED") } else { action.outcome.to_string() };
-            let _ = writeln!(out, "{:width$}  -> {} {}: {}", "", word(&action.kind), mark, action.message);
+            let _ =
+                writeln!(out, "{:width$}  -> {} {}: {}", "", word(&action.kind), mark, safe(&action.message));
         }
     }
     for notice in &report.notices {
@@ -87,8 +88,8 @@ pub fn render(report: &RunReport, style: Style) -> String {
 
 fn line(out: &mut String, s: &ServiceReport, style: Style, width: usize) {
     let c = &s.certificate;
-    let subject = c.subject.clone().unwrap_or_else(|| format!("({})", c.state));
-    let issuer = c.issuer.clone().unwrap_or_else(|| "-".into());
+    let subject = c.subject.as_deref().map_or_else(|| format!("({})", c.state), |s| safe(s).into_owned());
+    let issuer = c.issuer.as_deref().map_or_else(|| "-".into(), |s| safe(s).into_owned());
     let days = c.days_left.map(|d| d.to_string()).unwrap_or_else(|| "-".into());
     let reasons: Vec<String> = s.reasons.iter().map(word).collect();
     let _ = writeln!(
@@ -101,6 +102,11 @@ fn line(out: &mut String, s: &ServiceReport, style: Style, width: usize) {
         decision(style, s.decision),
         if reasons.is_empty() { "-".to_string() } else { reasons.join(", ") }
     );
+}
+
+/// Text from outside (certificates, CAs, error messages quoting them) made safe to print.
+fn safe(text: &str) -> std::borrow::Cow<'_, str> {
+    crate::text::untrusted(text)
 }
 
 fn clip(text: &str, width: usize) -> String {
@@ -119,13 +125,13 @@ fn details(out: &mut String, s: &ServiceReport) {
             let _ = writeln!(
                 out,
                 "{pad}names: {}",
-                [c.dns_names.clone(), c.ip_addresses.clone()].concat().join(", ")
+                safe(&[c.dns_names.clone(), c.ip_addresses.clone()].concat().join(", "))
             );
             let _ = writeln!(
                 out,
                 "{pad}issuer: {} / {}",
-                c.issuer_org.as_deref().unwrap_or("-"),
-                c.issuer_cn.as_deref().unwrap_or("-")
+                safe(c.issuer_org.as_deref().unwrap_or("-")),
+                safe(c.issuer_cn.as_deref().unwrap_or("-"))
             );
             let _ = writeln!(out, "{pad}valid: {} to {}", utc(c.not_before), utc(c.not_after));
             let _ = writeln!(
@@ -140,8 +146,8 @@ fn details(out: &mut String, s: &ServiceReport) {
             let _ = writeln!(
                 out,
                 "{pad}chain: {}; revocation: {}",
-                chain_text(&c.chain),
-                revocation_text(&c.revocation)
+                safe(&chain_text(&c.chain)),
+                safe(&revocation_text(&c.revocation))
             );
             let _ = writeln!(
                 out,
@@ -153,13 +159,13 @@ fn details(out: &mut String, s: &ServiceReport) {
             let _ = writeln!(out, "{pad}sha256: {}; serial: {}", c.sha256_fingerprint, c.serial);
         }
         CertificateState::Missing(why) => {
-            let _ = writeln!(out, "{pad}certificate: missing ({why})");
+            let _ = writeln!(out, "{pad}certificate: missing ({})", safe(why));
         }
         CertificateState::Unreadable(why) => {
-            let _ = writeln!(out, "{pad}certificate: unreadable ({why})");
+            let _ = writeln!(out, "{pad}certificate: unreadable ({})", safe(why));
         }
         CertificateState::Malformed(why) => {
-            let _ = writeln!(out, "{pad}certificate: malformed ({why})");
+            let _ = writeln!(out, "{pad}certificate: malformed ({})", safe(why));
         }
     }
     let key = match &s.facts.key {
@@ -170,9 +176,9 @@ fn details(out: &mut String, s: &ServiceReport) {
         KeyStatus::Malformed(why) => format!("malformed ({why})"),
         KeyStatus::NotChecked => "not checked".to_string(),
     };
-    let _ = writeln!(out, "{pad}private key: {key}; covers hostname: {}", s.facts.covers_hostname);
+    let _ = writeln!(out, "{pad}private key: {}; covers hostname: {}", safe(&key), s.facts.covers_hostname);
     for e in &s.facts.served {
-        let _ = writeln!(out, "{pad}served at {}: {}", e.endpoint, crate::probe::describe_served(e));
+        let _ = writeln!(out, "{pad}served at {}: {}", e.endpoint, safe(&crate::probe::describe_served(e)));
     }
 }
 
@@ -204,11 +210,10 @@ fn revocation_text(revocation: &Revocation) -> String {
 /// A notice's message with the service it is about, unless the message names it already (the
 /// default policy's read "Service web: ...").
 pub fn notice_text(notice: &Notice) -> String {
+    let message = safe(&notice.message);
     match &notice.service {
-        Some(s) if !notice.message.starts_with(&format!("Service {s}: ")) => {
-            format!("{s}: {}", notice.message)
-        }
-        _ => notice.message.clone(),
+        Some(s) if !notice.message.starts_with(&format!("Service {s}: ")) => format!("{s}: {message}"),
+        _ => message.into_owned(),
     }
 }
 
