@@ -20,12 +20,17 @@ fn hidden(c: char) -> bool {
 
 /// `text` made safe to show (see the module documentation); borrowed when nothing changes.
 pub fn untrusted(text: &str) -> Cow<'_, str> {
-    let long = text.chars().nth(MAX_SHOWN).is_some();
+    untrusted_max(text, MAX_SHOWN)
+}
+
+/// [`untrusted`], cut at `max` characters (a label or a value quoted inside a message).
+pub fn untrusted_max(text: &str, max: usize) -> Cow<'_, str> {
+    let long = text.chars().nth(max).is_some();
     if !long && !text.chars().any(hidden) {
         return Cow::Borrowed(text);
     }
-    let mut out = String::with_capacity(text.len().min(MAX_SHOWN * 2) + 16);
-    for c in text.chars().take(MAX_SHOWN) {
+    let mut out = String::with_capacity(text.len().min(max * 2) + 16);
+    for c in text.chars().take(max) {
         match c {
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),

@@ -73,20 +73,29 @@ impl fmt::Display for PemError {
             PemError::NoPem => f.write_str("holds no PEM data (no \"-----BEGIN ...-----\" line)"),
             PemError::Truncated { label, line } => write!(
                 f,
-                "the PEM block \"-----BEGIN {label}-----\" at line {line} has no END line (the file is truncated)"
+                "the PEM block \"-----BEGIN {}-----\" at line {line} has no END line (the file is truncated)",
+                shown(label)
             ),
             PemError::Mismatched { label, line, end, end_line } => write!(
                 f,
-                "the PEM block \"-----BEGIN {label}-----\" at line {line} ends with \"-----END {end}-----\" at line {end_line}"
+                "the PEM block \"-----BEGIN {}-----\" at line {line} ends with \"-----END {}-----\" at line {end_line}",
+                shown(label),
+                shown(end)
             ),
             PemError::BadBase64 { label, line } => {
                 write!(
                     f,
-                    "the PEM block \"-----BEGIN {label}-----\" at line {line} is damaged (invalid base64)"
+                    "the PEM block \"-----BEGIN {}-----\" at line {line} is damaged (invalid base64)",
+                    shown(label)
                 )
             }
         }
     }
+}
+
+/// A label from the file, as messages quote it: escaped and at most 64 characters.
+fn shown(label: &str) -> std::borrow::Cow<'_, str> {
+    crate::text::untrusted_max(label, 64)
 }
 
 struct Open {
