@@ -26,7 +26,7 @@ pub enum ConfigError {
         message: String,
     },
     /// The file is not valid TOML, or a value has the wrong type, or a key is unknown.
-    #[error("{}:{line}:{column}: {}{message}", .path.display(), key_prefix(.key))]
+    #[error("{}:{line}:{column}: {}{}", .path.display(), key_prefix(.key), shown(.message))]
     Parse {
         /// The configuration file.
         path: PathBuf,
@@ -68,9 +68,15 @@ impl ConfigError {
 
 fn key_prefix(key: &Option<String>) -> String {
     match key {
-        Some(k) => format!("{k}: "),
+        Some(k) => format!("{}: ", shown(k)),
         None => String::new(),
     }
+}
+
+/// A message or key as shown: it may quote a value from the file, which may be anything (a
+/// 15 MB hostname): escaped and cut, so an error never echoes unbounded input.
+fn shown(text: &str) -> std::borrow::Cow<'_, str> {
+    crate::text::untrusted_max(text, 400)
 }
 
 struct ProblemList<'a>(&'a [Problem]);
@@ -113,9 +119,9 @@ impl fmt::Display for Problem {
         }
         f.write_str(": ")?;
         if let Some(service) = &self.service {
-            write!(f, "service \"{service}\": ")?;
+            write!(f, "service \"{}\": ", shown(service))?;
         }
-        write!(f, "`{}`: {}", self.key, self.message)
+        write!(f, "`{}`: {}", shown(&self.key), shown(&self.message))
     }
 }
 
