@@ -283,7 +283,6 @@ fn the_bases_give_the_same_facts_on_both_paths() {
 /// "(too long)" — so the message depends on what the thread did before. Ignored until facts
 /// drains the queue (or words errors from the failing call's own errors only).
 #[test]
-#[ignore = "finding of the fuzz harness, to be fixed in facts: stale OpenSSL errors change later messages"]
 fn stale_openssl_errors_are_not_left_on_the_thread() {
     let s = seeds();
     let base = &s.bases[0];

@@ -160,7 +160,23 @@ pub(crate) fn gather_service_full(
 
 /// One service's facts, and whether its certificate is known to need nothing from the network
 /// step (see [`Gathered::network_free`]). `try_fast`: try the fast path first.
+/// [`gather_one_inner`] with this thread's OpenSSL error queue empty before and after: an error
+/// one certificate left on it (rayon's threads are shared) must not reword the next one's
+/// message, nor differ between the fast and the OpenSSL path.
 fn gather_one(
+    svc: &ServiceConfig,
+    hostname: &str,
+    verifier: &Verifier,
+    now: Timestamp,
+    try_fast: bool,
+) -> (ServiceFacts, bool) {
+    drop(openssl::error::ErrorStack::get());
+    let gathered = gather_one_inner(svc, hostname, verifier, now, try_fast);
+    drop(openssl::error::ErrorStack::get());
+    gathered
+}
+
+fn gather_one_inner(
     svc: &ServiceConfig,
     hostname: &str,
     verifier: &Verifier,
