@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use super::model::{RenewalWindow, Timestamp};
 use super::network::Http;
 use super::read::read_bounded;
-use super::revocation::write_atomic;
+use super::revocation::write_cache_file;
 
 /// The largest renewalInfo answer accepted, in bytes.
 pub const MAX_RENEWAL_INFO_BYTES: usize = 64 * 1024;
@@ -163,7 +163,7 @@ impl AriClient {
                         CacheEntry { url: url.clone(), until: self.now + keep, window: window.clone() };
                     let written = serde_json::to_vec(&entry)
                         .map_err(std::io::Error::other)
-                        .and_then(|bytes| write_atomic(&path, &bytes));
+                        .and_then(|bytes| write_cache_file(&path, &bytes));
                     if let Err(e) = written
                         && let Ok(mut n) = self.notices.lock()
                     {

@@ -365,7 +365,7 @@ impl Checker {
         verify_crl(&crl, leaf, issuer)?;
         if self.write_cache
             && crl_next_update(&crl).is_some_and(|next| next > self.now)
-            && let Err(e) = write_atomic(&path, &answer.body)
+            && let Err(e) = write_cache_file(&path, &answer.body)
         {
             self.notice(format!("cannot cache the CRL from {url} in {}: {e}", path.display()));
         }
@@ -398,17 +398,12 @@ impl Checker {
     }
 }
 
-/// Writes `bytes` to `path` atomically (a temporary file in the same directory, synced, then
-/// renamed over it), creating the directory (mode 0700) if needed.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write as _;
-    use std::os::unix::fs::DirBuilderExt;
+/// Keeps a cache file: its directory created private (0700) if needed, then the bytes written
+/// atomically and link-safely, 0600 ([`crate::fs::write_atomic`]).
+pub fn write_cache_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().ok_or_else(|| std::io::Error::other("no parent directory"))?;
-    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
-    let mut file = tempfile::NamedTempFile::new_in(dir)?;
-    file.write_all(bytes)?;
-    file.as_file().sync_all()?;
-    file.persist(path).map_err(|e| e.error)?;
+    crate::fs::create_private_dir(dir, false)?;
+    crate::fs::write_atomic(path, bytes, 0o600)?;
     Ok(())
 }
 
@@ -541,8 +536,8 @@ mod tests {
     fn atomic_write_creates_the_directory() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("cache/crl/x.crl");
-        write_atomic(&path, b"one").expect("write");
-        write_atomic(&path, b"two").expect("overwrite");
+        write_cache_file(&path, b"one").expect("write");
+        write_cache_file(&path, b"two").expect("overwrite");
         assert_eq!(std::fs::read(&path).expect("read"), b"two");
         let entries = std::fs::read_dir(path.parent().expect("dir")).expect("list").count();
         assert_eq!(entries, 1, "no temporary file left");

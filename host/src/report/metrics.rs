@@ -15,7 +15,6 @@
 //! 86400 in PromQL for days.
 
 use std::fmt::Write as _;
-use std::io::Write as _;
 use std::path::Path;
 
 use super::model::RunReport;
@@ -189,19 +188,11 @@ pub fn render(report: &RunReport, pending_orders: usize) -> String {
     out
 }
 
-/// Writes `text` to `path` atomically: a temporary file in the same folder (mode 0644, so the
-/// collector can read it), then renamed over `path`.
+/// Writes `text` to `path` atomically and link-safely, mode 0644 so the collector can read it
+/// ([`crate::fs::write_atomic`]; a relative path is taken from the working directory).
 pub fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    };
-    let mut file = tempfile::Builder::new().prefix(".checkallsslcerts-").suffix(".tmp").tempfile_in(dir)?;
-    file.write_all(text.as_bytes())?;
-    file.as_file().set_permissions(std::fs::Permissions::from_mode(0o644))?;
-    file.as_file().sync_all()?;
-    file.persist(path).map_err(|e| e.error)?;
+    let path = std::path::absolute(path)?;
+    crate::fs::write_atomic(&path, text.as_bytes(), 0o644)?;
     Ok(())
 }
 
