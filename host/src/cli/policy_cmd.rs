@@ -68,8 +68,9 @@ fn show(runtime: &Runtime, path: Option<&Path>) -> i32 {
 }
 
 fn eval(runtime: &Runtime, path: Option<&Path>, facts_path: &Path) -> i32 {
-    let facts: HostFacts = match std::fs::read_to_string(facts_path)
+    let facts: HostFacts = match crate::fs::read_bounded(facts_path, crate::fs::limits::JSON_INPUT)
         .map_err(|e| e.to_string())
+        .and_then(|bytes| String::from_utf8(bytes.to_vec()).map_err(|_| "is not UTF-8 text".to_string()))
         .and_then(|text| conformance::vector::parse_facts(&text).map_err(|e| e.to_string()))
     {
         Ok(f) => f,

@@ -63,7 +63,12 @@ pub fn load_dir(dir: &Path) -> Result<Vec<Suite>, String> {
     if !files.is_empty() {
         let mut vectors = Vec::new();
         for file in files {
-            let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
+            let text = crate::fs::read_bounded(file, crate::fs::limits::JSON_INPUT)
+                .map_err(|e| e.to_string())
+                .and_then(|b| {
+                    String::from_utf8(b.to_vec())
+                        .map_err(|_| format!("{}: is not UTF-8 text", file.display()))
+                })?;
             vectors.push(vector::parse(&file.display().to_string(), &text)?);
         }
         suites.push(Suite { name: dir.display().to_string(), vectors });

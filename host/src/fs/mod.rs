@@ -40,6 +40,9 @@ pub mod limits {
     pub const CONFIG_FILE: u64 = 16 * 1024 * 1024;
     /// A trusted-key file (minisign public keys, a CA bundle: 1 MiB).
     pub const KEY_FILE: u64 = 1024 * 1024;
+    /// A facts or conformance-vector JSON file given to `policy eval` / `policy test` (16 MiB:
+    /// the facts of 10,000 services are ~15 MB).
+    pub const JSON_INPUT: u64 = 16 * 1024 * 1024;
     /// A compiled policy in the cache (256 MiB: wasmtime's code for a 16 MiB module is ~10x).
     pub const COMPILED_POLICY: u64 = 256 * 1024 * 1024;
 }

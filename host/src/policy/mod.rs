@@ -128,7 +128,8 @@ impl Runtime {
         if size > self.limits.max_module_bytes as u64 {
             return Err(PolicyError::TooLarge { module, size, limit: self.limits.max_module_bytes });
         }
-        let bytes = std::fs::read(path).map_err(|source| PolicyError::Read { module, source })?;
+        let bytes = crate::fs::read_bounded(path, self.limits.max_module_bytes as u64)
+            .map_err(|e| PolicyError::Read { module, source: std::io::Error::other(e.to_string()) })?;
         self.load_bytes(&bytes, PolicySource::File(path.to_path_buf()))
     }
 
