@@ -432,6 +432,28 @@ impl Resolver<'_> {
             (_, None) => None,
         };
 
+        // One file for two roles: an install would write the key over the certificate (or the
+        // chain over either), leaving the service with half of what it needs.
+        let roles = [
+            ("certificate", &certificate, &raw.certificate),
+            ("key", &key, &raw.key),
+            ("chain", &chain, &raw.chain),
+        ];
+        for (i, (role, path, raw_value)) in roles.iter().enumerate() {
+            let Some(path) = path else { continue };
+            if let Some((other, _, _)) = roles[..i].iter().find(|(_, p, _)| p.as_ref() == Some(path)) {
+                self.error(
+                    raw_value.as_ref().map(Spanned::span),
+                    svc,
+                    role,
+                    format!(
+                        "{} is also the {other} file: each role needs a file of its own (or use layout = \"combined\" for one file holding certificate, chain and key)",
+                        path.display()
+                    ),
+                );
+            }
+        }
+
         let mut names = Vec::new();
         for n in raw.names.iter().flatten() {
             if is_dns_name_or_wildcard(n.get_ref()) {

@@ -596,3 +596,15 @@ fn a_configuration_others_could_change_is_refused_naming_the_fix() {
         assert!(e.to_string().contains("chown root"), "{e}");
     }
 }
+
+#[test]
+fn one_file_for_two_roles_is_refused() {
+    let p = one_problem(
+        "[[service]]\nname = \"web\"\ncertificate = \"/etc/ssl/web.pem\"\nkey = \"/etc/ssl/web.pem\"\n",
+    );
+    assert!(p.contains("service \"web\": `key`: /etc/ssl/web.pem is also the certificate file"), "{p}");
+    let p = one_problem(
+        "[[service]]\nname = \"web\"\ncertificate = \"/c.pem\"\nkey = \"/k.pem\"\nchain = \"/k.pem\"\n",
+    );
+    assert!(p.contains("`chain`: /k.pem is also the key file"), "{p}");
+}
