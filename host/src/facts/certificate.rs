@@ -47,6 +47,13 @@ pub(crate) fn certificates_from_blocks(
     for block in certs {
         chain.push(parse_chain(&block.der).map_err(|e| not_a_certificate(block, &e))?);
     }
+    if unix_time(leaf.not_before()).is_none() || unix_time(leaf.not_after()).is_none() {
+        return Err(format!(
+            "the certificate's validity dates cannot be read (notBefore {:?}, notAfter {:?} are not valid times)",
+            crate::text::untrusted_max(&leaf.not_before().to_string(), 40),
+            crate::text::untrusted_max(&leaf.not_after().to_string(), 40)
+        ));
+    }
     let facts = certificate_facts(&leaf, &first.der);
     Ok(ParsedCertificate { leaf, leaf_der: first.der.to_vec(), chain, facts })
 }
@@ -109,7 +116,11 @@ pub fn certificate_facts(cert: &X509Ref, der: &[u8]) -> Certificate {
         issuer_cn: name_entry(issuer, Nid::COMMONNAME),
         issuer_org: name_entry(issuer, Nid::ORGANIZATIONNAME),
         serial: serial_hex(cert),
-        sha256_fingerprint: hex::encode(openssl::sha::sha256(der)),
+        // The certificate's own DER: the PEM block may hold more (a TRUSTED CERTIFICATE's
+        // auxiliary trust data, trailing bytes), which is not part of the certificate.
+        sha256_fingerprint: hex::encode(openssl::sha::sha256(
+            &cert.to_der().unwrap_or_else(|_| der.to_vec()),
+        )),
         not_before: unix_time(cert.not_before()).unwrap_or(0),
         not_after: unix_time(cert.not_after()).unwrap_or(0),
         public_key: public_key
@@ -197,5 +208,44 @@ fn signature_algorithm(cert: &X509Ref) -> String {
     match object.nid() {
         Nid::UNDEF => object.to_string(),
         nid => nid.long_name().map_or_else(|_| object.to_string(), str::to_owned),
+    }
+}
+
+#[cfg(test)]
+mod fingerprint_tests {
+    use super::*;
+    use crate::facts::testpki::{Spec, ec_key, issue};
+
+    #[test]
+    fn the_fingerprint_is_of_the_certificate_not_of_the_whole_block() {
+        let cert = issue(&Spec::leaf("h.example", &["h.example"]), &ec_key(), None);
+        let der = cert.to_der().expect("der");
+        let expected = hex::encode(openssl::sha::sha256(&der));
+        assert_eq!(certificate_facts(&cert, &der).sha256_fingerprint, expected);
+        // Trailing bytes in the block (or a TRUSTED CERTIFICATE's aux data) change nothing.
+        let mut block = der.clone();
+        block.extend_from_slice(&[0x30, 0x03, 0x02, 0x01, 0x00]);
+        assert_eq!(certificate_facts(&cert, &block).sha256_fingerprint, expected);
+    }
+
+    #[test]
+    fn an_unreadable_not_after_is_a_malformed_certificate_not_1970() {
+        let cert = issue(&Spec::leaf("h.example", &["h.example"]), &ec_key(), None);
+        let mut der = cert.to_der().expect("der");
+        // The second UTCTime (notAfter, "YYMMDDHHMMSSZ"): month 99.
+        let times: Vec<usize> =
+            der.windows(2).enumerate().filter(|(_, w)| w == &[0x17, 0x0d]).map(|(i, _)| i).collect();
+        let not_after = times[1] + 2;
+        der[not_after + 2] = b'9';
+        der[not_after + 3] = b'9';
+        let pem = crate::facts::testpki::pem(&[]);
+        let mut text = pem;
+        text.extend_from_slice(b"-----BEGIN CERTIFICATE-----\n");
+        text.extend_from_slice(openssl::base64::encode_block(&der).as_bytes());
+        text.extend_from_slice(b"\n-----END CERTIFICATE-----\n");
+        match parse_certificate(&text) {
+            Ok(parsed) => panic!("read as valid until {}", parsed.facts.not_after),
+            Err(why) => assert!(why.contains("validity dates") || why.contains("not a valid"), "{why}"),
+        }
     }
 }
