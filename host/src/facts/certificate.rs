@@ -47,6 +47,14 @@ pub(crate) fn certificates_from_blocks(
     for block in certs {
         chain.push(parse_chain(&block.der).map_err(|e| not_a_certificate(block, &e))?);
     }
+    // A public key OpenSSL cannot decode makes every check that needs it fail (key match, the
+    // host check's verification): say what is wrong instead of "hostname mismatch".
+    if let Err(e) = leaf.public_key() {
+        return Err(format!(
+            "the certificate's public key cannot be decoded ({}); no client could use it",
+            crate::text::untrusted_max(&openssl_reason(&e), 120)
+        ));
+    }
     if unix_time(leaf.not_before()).is_none() || unix_time(leaf.not_after()).is_none() {
         return Err(format!(
             "the certificate's validity dates cannot be read (notBefore {:?}, notAfter {:?} are not valid times)",
@@ -226,6 +234,21 @@ mod fingerprint_tests {
         let mut block = der.clone();
         block.extend_from_slice(&[0x30, 0x03, 0x02, 0x01, 0x00]);
         assert_eq!(certificate_facts(&cert, &block).sha256_fingerprint, expected);
+    }
+
+    #[test]
+    fn a_public_key_that_cannot_be_decoded_is_malformed_not_a_hostname_mismatch() {
+        let cert = issue(&Spec::leaf("h.example", &["h.example"]), &ec_key(), None);
+        let mut der = cert.to_der().expect("der");
+        // id-ecPublicKey (1.2.840.10045.2.1) becomes an algorithm nobody knows.
+        let oid = [0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
+        let at = der.windows(oid.len()).position(|w| w == oid).expect("ec oid");
+        der[at + oid.len() - 1] = 0x09;
+        let mut text = b"-----BEGIN CERTIFICATE-----\n".to_vec();
+        text.extend_from_slice(openssl::base64::encode_block(&der).as_bytes());
+        text.extend_from_slice(b"\n-----END CERTIFICATE-----\n");
+        let Err(why) = parse_certificate(&text) else { panic!("read as a usable certificate") };
+        assert!(why.contains("public key cannot be decoded"), "{why}");
     }
 
     #[test]
