@@ -532,8 +532,9 @@ fn tls_parameters(smtp: &SmtpConfig, trust: &TrustConfig) -> Result<TlsParameter
         builder = builder.certificate_store(CertificateStore::None);
     }
     for file in &trust.extra_roots {
-        // A file that cannot be read is reported by the facts step already.
-        let Ok(pem) = std::fs::read(file) else { continue };
+        // A file that cannot be read (or is larger than a PEM file may be) is reported by the
+        // facts step already.
+        let Ok(pem) = crate::fs::read_bounded(file, crate::fs::limits::KEY_FILE) else { continue };
         for cert in openssl::x509::X509::stack_from_pem(&pem).unwrap_or_default() {
             if let Ok(root) = cert
                 .to_der()
