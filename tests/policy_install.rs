@@ -665,6 +665,23 @@ fn without_trusted_keys_only_allow_unsigned_installs() {
     assert!(active["active"]["signature-key-id"].is_null());
     let show = host.cli().args(["policy", "show"]).run().code(0);
     assert!(show.stdout.contains("none (installed with --allow-unsigned)"), "{}", show.stdout);
+    assert!(!show.stderr.contains("is not signed"), "no keys, no warning: {}", show.stderr);
+
+    // Issue 11: keys configured later — the unsigned module still runs, but never silently.
+    let author = keypair(host.root(), "author");
+    host.configure(&[&author], &[], None);
+    let (_, report) = host.run_json(&["--dry-run"]);
+    let warned = report["notices"].as_array().expect("notices").iter().any(|n| {
+        n["level"] == "warning"
+            && n["message"].as_str().unwrap_or("").contains("is not signed, but [policy] trusted keys")
+    });
+    assert!(warned, "{report}");
+    let show = host.cli().args(["policy", "show"]).run().code(0);
+    assert!(
+        show.stderr.contains("is not signed, but [policy] trusted keys are configured"),
+        "{}",
+        show.stderr
+    );
 }
 
 #[test]

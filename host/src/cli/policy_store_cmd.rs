@@ -184,6 +184,11 @@ pub fn show(runtime: &Runtime, args: &RunArgs) -> i32 {
             }
         },
     };
+    if let (Some(config), Choice::Installed(record)) = (&config, &choice)
+        && let Some(warning) = select::unsigned_warning(config, record)
+    {
+        eprintln!("checkallsslcerts: warning: {warning}");
+    }
     let store = config.as_ref().map(|c| Store::new(&c.state_dir));
     // Use the compiled-module cache of the state dir when there is one (a run made it).
     let cached = config.as_ref().filter(|c| c.state_dir.is_dir()).and_then(|c| runtime_for(c).ok());

@@ -57,6 +57,32 @@ impl Choice {
     }
 }
 
+/// When `[policy] trusted-keys` are configured, an installed module that no trusted key signed
+/// (installed before the keys were configured, or signed by a key since removed) still runs —
+/// refusing it would leave the server without its policy — but never silently: this says so on
+/// every run and in `policy show`.
+pub fn unsigned_warning(config: &Config, record: &super::Installed) -> Option<String> {
+    if !config.policy.trust.is_configured() {
+        return None;
+    }
+    let what = format!(
+        "The installed policy module `{}` {} (sha256 {})",
+        record.name,
+        record.version,
+        short(&record.sha256)
+    );
+    let fix = "it still runs; install a module signed by a trusted key (policy install) or roll back (policy rollback)";
+    match &record.signature_key_id {
+        None => Some(format!("{what} is not signed, but [policy] trusted keys are configured: {fix}.")),
+        Some(id) => {
+            let keys = super::signature::trusted_keys(&config.policy.trust).ok()?;
+            (!keys.iter().any(|k| &k.key_id == id)).then(|| {
+                format!("{what} is signed by the key {id}, which is no longer a trusted key: {fix}.")
+            })
+        }
+    }
+}
+
 /// The chosen module by precedence. An unreadable `active.json` is an error (the caller falls
 /// back, loudly).
 pub fn choose(config: &Config, cli_policy: Option<&Path>) -> Result<Choice, super::StoreError> {
@@ -99,6 +125,11 @@ pub fn decide(
     dry_run: bool,
 ) -> Result<Decided, PolicyError> {
     let store = Store::new(&config.state_dir);
+    if let Ok(Choice::Installed(record)) = choose(config, cli_policy)
+        && let Some(message) = unsigned_warning(config, &record)
+    {
+        notices.push(Notice { level: Level::Warning, service: None, message });
+    }
     let (choice, failure) = match choose(config, cli_policy) {
         Ok(Choice::Embedded) => return run_embedded(runtime, facts, None),
         Ok(choice) => {
