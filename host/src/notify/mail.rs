@@ -61,12 +61,6 @@ pub fn tally(problems: &[Problem]) -> String {
     parts.join(", ")
 }
 
-/// A timestamp as "2025-06-15 14:30 UTC".
-pub fn format_time(timestamp: i64) -> String {
-    chrono::DateTime::from_timestamp(timestamp, 0)
-        .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
-        .unwrap_or_else(|| format!("{timestamp} (Unix time)"))
-}
 
 /// Appends `text` wrapped at [`WIDTH`]: the first line after `first`, the others after `rest`.
 /// Words longer than a line (paths) stay whole.
@@ -124,7 +118,7 @@ pub fn compose(
         &format!(
             "checkallsslcerts found {} on {host} in the run of {}.",
             tally(problems).replace(", ", " and "),
-            format_time(report.started_at)
+            crate::time::utc_minutes(report.started_at)
         ),
     );
 
@@ -239,7 +233,7 @@ fn service_section(
             "{} from {}, valid until {} ({} left)",
             crate::text::untrusted(c.subject.as_deref().unwrap_or("(no subject)")),
             crate::text::untrusted(c.issuer.as_deref().unwrap_or("(unknown issuer)")),
-            format_time(not_after),
+            crate::time::utc_minutes(not_after),
             if days < 0 { "none".to_string() } else { count(usize::try_from(days).unwrap_or(0), "day") }
         ),
         _ => c.state.to_string(),
@@ -580,8 +574,8 @@ mod tests {
 
     #[test]
     fn time_and_tally() {
-        assert_eq!(format_time(1_750_000_000), "2025-06-15 15:06 UTC");
-        assert_eq!(format_time(0), "1970-01-01 00:00 UTC");
+        assert_eq!(crate::time::utc_minutes(1_750_000_000), "2025-06-15 15:06 UTC");
+        assert_eq!(crate::time::utc_minutes(0), "1970-01-01 00:00 UTC");
         let p = |level| Problem { service: None, level, message: None, fingerprint: String::new() };
         assert_eq!(tally(&[p(Level::Error), p(Level::Warning), p(Level::Error)]), "2 errors, 1 warning");
         assert_eq!(tally(&[p(Level::Warning)]), "1 warning");
