@@ -61,7 +61,6 @@ pub fn tally(problems: &[Problem]) -> String {
     parts.join(", ")
 }
 
-
 /// Appends `text` wrapped at [`WIDTH`]: the first line after `first`, the others after `rest`.
 /// Words longer than a line (paths) stay whole.
 fn wrap(out: &mut String, first: &str, rest: &str, text: &str) {
