@@ -218,16 +218,13 @@ fn assert_untouched(before: &Snapshot, victim: &Path, out: &Outcome) {
     );
 }
 
-/// a. `nobody` owns the directory of a service installed for `nobody`, and replaces `cert.pem`
-/// by a link to a root file. The run (the certificate is unusable: placeholder) must not write
-/// through the link, must fail that service naming the link, and must still handle the next
-/// service.
-#[test]
-fn a_certificate_linked_by_the_service_user_is_not_written_through() {
-    require_root!();
+/// a. The service's directory belongs to `nobody`, who replaces `file` by a link to a root file.
+/// The run (the certificate is unusable: placeholder) must not write through the link, must fail
+/// that service naming the link, leave the link, and still handle the next service.
+fn a_linked_file_is_not_written_through(file: &str, extra: &str) {
     let mut server = Server::new();
-    let dir = server.add(&Svc { name: "attacked", extra: "owner = \"nobody\"\n" }, true);
-    plant_link(&server.victim(), &dir.join("cert.pem"));
+    let dir = server.add(&Svc { name: "attacked", extra }, true);
+    plant_link(&server.victim(), &dir.join(file));
     let other = server.add(&Svc { name: "other", extra: "" }, false);
     server.write_config();
     let before = snapshot(&server.victim());
@@ -235,30 +232,24 @@ fn a_certificate_linked_by_the_service_user_is_not_written_through() {
     let out = server.run();
     assert_untouched(&before, &server.victim(), &out);
     assert_eq!(out.code, 1, "the attacked service fails\n{}", all_output(&out));
-    let link = dir.join("cert.pem");
+    let link = dir.join(file);
     assert!(all_output(&out).contains(&link.display().to_string()), "names the link\n{}", all_output(&out));
     assert!(std::fs::symlink_metadata(&link).expect("link").file_type().is_symlink(), "the link is left");
     assert!(is_placeholder(&other.join("cert.pem")), "the other service is handled\n{}", all_output(&out));
 }
 
-/// a. The same with the key path linked and no owner configured (the key would replace the
-/// victim).
+/// a. `cert.pem` linked, the service installed for `nobody` (the file would be chowned to it).
+#[test]
+fn a_certificate_linked_by_the_service_user_is_not_written_through() {
+    require_root!();
+    a_linked_file_is_not_written_through("cert.pem", "owner = \"nobody\"\n");
+}
+
+/// a. The key linked and no owner configured (the key would replace the victim).
 #[test]
 fn a_key_linked_by_the_directory_owner_is_not_written_through() {
     require_root!();
-    let mut server = Server::new();
-    let dir = server.add(&Svc { name: "attacked", extra: "" }, true);
-    plant_link(&server.victim(), &dir.join("key.pem"));
-    let other = server.add(&Svc { name: "other", extra: "" }, false);
-    server.write_config();
-    let before = snapshot(&server.victim());
-
-    let out = server.run();
-    assert_untouched(&before, &server.victim(), &out);
-    assert_eq!(out.code, 1, "the attacked service fails\n{}", all_output(&out));
-    let link = dir.join("key.pem");
-    assert!(all_output(&out).contains(&link.display().to_string()), "names the link\n{}", all_output(&out));
-    assert!(is_placeholder(&other.join("cert.pem")), "the other service is handled\n{}", all_output(&out));
+    a_linked_file_is_not_written_through("key.pem", "");
 }
 
 /// The other side of the rule: a link made by root (certbot's `live/` → `archive/`) is followed,

@@ -216,52 +216,62 @@ pub struct Postfix {
 
 impl Postfix {
     pub fn start(dir: &Path, tls_port: u16, plain_port: u16, cert: &Path, key: &Path) -> Postfix {
-        let postfix = program("postfix", "postfix");
         let base = daemon_dir(&dir.join("postfix"));
-        let config_dir = daemon_dir(&base.join("conf"));
-        let queue = daemon_dir(&base.join("queue"));
-        let data = base.join("data");
-        std::fs::create_dir_all(&data).expect("data");
-        let owner = nix::unistd::User::from_name("postfix")
-            .ok()
-            .flatten()
-            .expect("the postfix user (package postfix)");
-        std::os::unix::fs::chown(&data, Some(owner.uid.as_raw()), None).expect("chown data");
-        let log = base.join("maillog");
-        std::fs::write(config_dir.join("main.cf"), main_cf(&base, cert, key)).expect("main.cf");
-        std::fs::write(config_dir.join("master.cf"), master_cf(tls_port, plain_port)).expect("master.cf");
-        let status = Command::new(&postfix)
-            .args(["-c", &config_dir.display().to_string(), "start"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .expect("postfix start");
-        let started = Postfix { tls_port, plain_port, config_dir, log: log.clone(), queue };
-        assert!(
-            status.success(),
-            "postfix start failed ({status}); its log:\n{}",
-            std::fs::read_to_string(&log).unwrap_or_default()
-        );
+        let (config_dir, log, queue) =
+            start_postfix(&base, &main_cf(&base, cert, key), &master_cf(tls_port, plain_port));
         wait_for_ports(&[tls_port, plain_port], "postfix", &log);
-        started
+        Postfix { tls_port, plain_port, config_dir, log, queue }
     }
 
     pub fn reload_argv(&self) -> Vec<String> {
         vec!["postfix".into(), "-c".into(), self.config_dir.display().to_string(), "reload".into()]
     }
-
-    fn master_pid(&self) -> Option<i32> {
-        std::fs::read_to_string(self.queue.join("pid/master.pid")).ok()?.trim().parse().ok()
-    }
 }
 
 impl Drop for Postfix {
     fn drop(&mut self) {
-        // `postfix start` daemonizes: the master is stopped by the pid it wrote.
-        if let Some(pid) = self.master_pid() {
-            stop_pid(pid, || gone(pid));
-        }
+        stop_postfix(&self.queue);
+    }
+}
+
+/// Starts a private Postfix instance in `base` with `main_cf` and `master_cf` (its own queue,
+/// data and log); returns its configuration directory, log and queue. The master is stopped by
+/// the pid in its queue ([`stop_postfix`]).
+fn start_postfix(base: &Path, main_cf: &str, master_cf: &str) -> (PathBuf, PathBuf, PathBuf) {
+    let postfix = program("postfix", "postfix");
+    let config_dir = daemon_dir(&base.join("conf"));
+    let queue = daemon_dir(&base.join("queue"));
+    let data = base.join("data");
+    std::fs::create_dir_all(&data).expect("data");
+    let owner =
+        nix::unistd::User::from_name("postfix").ok().flatten().expect("the postfix user (package postfix)");
+    std::os::unix::fs::chown(&data, Some(owner.uid.as_raw()), None).expect("chown data");
+    let log = base.join("maillog");
+    std::fs::write(config_dir.join("main.cf"), main_cf).expect("main.cf");
+    std::fs::write(config_dir.join("master.cf"), master_cf).expect("master.cf");
+    let status = Command::new(&postfix)
+        .args(["-c", &config_dir.display().to_string(), "start"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("postfix start");
+    if !status.success() {
+        stop_postfix(&queue);
+        panic!(
+            "postfix start failed ({status}); its log:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+    }
+    (config_dir, log, queue)
+}
+
+/// Stops the master of the private instance whose queue is `queue` (by the pid it wrote).
+fn stop_postfix(queue: &Path) {
+    let pid =
+        std::fs::read_to_string(queue.join("pid/master.pid")).ok().and_then(|p| p.trim().parse::<i32>().ok());
+    if let Some(pid) = pid {
+        stop_pid(pid, || gone(pid));
     }
 }
 
@@ -305,18 +315,7 @@ pub struct PostfixRelay {
 
 impl PostfixRelay {
     pub fn start(dir: &Path, relay_port: u16) -> PostfixRelay {
-        let postfix = program("postfix", "postfix");
         let base = daemon_dir(&dir.join("postfix-relay"));
-        let config_dir = daemon_dir(&base.join("conf"));
-        let queue = daemon_dir(&base.join("queue"));
-        let data = base.join("data");
-        std::fs::create_dir_all(&data).expect("data");
-        let owner = nix::unistd::User::from_name("postfix")
-            .ok()
-            .flatten()
-            .expect("the postfix user (package postfix)");
-        std::os::unix::fs::chown(&data, Some(owner.uid.as_raw()), None).expect("chown data");
-        let log = base.join("maillog");
         let b = base.display();
         let main_cf = format!(
             "compatibility_level = 3.7\nqueue_directory = {b}/queue\ndata_directory = {b}/data\n\
@@ -327,7 +326,6 @@ impl PostfixRelay {
              relayhost = [127.0.0.1]:{relay_port}\nsmtp_tls_security_level = none\n\
              maillog_file = {b}/maillog\nmaillog_file_prefixes = {b}\n"
         );
-        std::fs::write(config_dir.join("main.cf"), main_cf).expect("main.cf");
         let master_cf = "pickup unix n - n 60 1 pickup\ncleanup unix n - n - 0 cleanup\n\
              qmgr unix n - n 300 1 qmgr\nrewrite unix - - n - - trivial-rewrite\n\
              bounce unix - - n - 0 bounce\ndefer unix - - n - 0 bounce\ntrace unix - - n - 0 bounce\n\
@@ -335,31 +333,13 @@ impl PostfixRelay {
              proxymap unix - - n - - proxymap\nanvil unix - - n - 1 anvil\nscache unix - - n - 1 scache\n\
              showq unix n - n - - showq\nflush unix n - n 1000? 0 flush\n\
              postlog unix-dgram n - n - 1 postlogd\n";
-        std::fs::write(config_dir.join("master.cf"), master_cf).expect("master.cf");
-        let status = Command::new(&postfix)
-            .args(["-c", &config_dir.display().to_string(), "start"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .expect("postfix start");
-        let started = PostfixRelay { config_dir, log: log.clone(), queue };
-        assert!(
-            status.success(),
-            "postfix start failed ({status}); its log:\n{}",
-            std::fs::read_to_string(&log).unwrap_or_default()
-        );
-        started
+        let (config_dir, log, queue) = start_postfix(&base, &main_cf, master_cf);
+        PostfixRelay { config_dir, log, queue }
     }
 }
 
 impl Drop for PostfixRelay {
     fn drop(&mut self) {
-        let pid = std::fs::read_to_string(self.queue.join("pid/master.pid"))
-            .ok()
-            .and_then(|p| p.trim().parse::<i32>().ok());
-        if let Some(pid) = pid {
-            stop_pid(pid, || gone(pid));
-        }
+        stop_postfix(&self.queue);
     }
 }
