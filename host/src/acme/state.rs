@@ -516,6 +516,8 @@ impl StateDir {
             .create(true)
             .append(true)
             .mode(0o600)
+            // A link planted where the history goes is never followed.
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(&path)
             .map_err(|e| err(&path, "open", e))?;
         file.write_all(&line).and_then(|()| file.sync_data()).map_err(|e| err(&path, "append to", e))

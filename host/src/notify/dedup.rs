@@ -14,7 +14,6 @@
 //! are gone are dropped, so a problem that comes back after being fixed is mailed again.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -237,18 +236,13 @@ pub fn load(path: &Path) -> Result<SentState, String> {
     Ok(state)
 }
 
-/// Writes the state file atomically (a temporary file in the same folder, then renamed), the
-/// folder 0700 and the file 0600.
+/// Writes the state file atomically and link-safely ([`crate::fs::write_atomic`]), the folder
+/// 0700 and the file 0600.
 pub fn save(path: &Path, state: &SentState) -> Result<(), String> {
     let dir = path.parent().ok_or_else(|| format!("{}: has no parent folder", path.display()))?;
-    crate::actions::create_private_dir(dir, true).map_err(|(p, e)| format!("{}: {e}", p.display()))?;
+    crate::fs::create_private_dir(dir, true).map_err(|e| e.to_string())?;
     let json = serde_json::to_vec_pretty(state).map_err(|e| e.to_string())?;
-    let mut file = tempfile::NamedTempFile::new_in(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    file.write_all(&json)
-        .and_then(|()| file.as_file().sync_all())
-        .map_err(|e| format!("{}: {e}", dir.display()))?;
-    file.persist(path).map_err(|e| format!("{}: {}", path.display(), e.error))?;
-    Ok(())
+    crate::fs::write_atomic(path, &json, 0o600).map_err(|e| e.to_string())
 }
 
 /// How each problem stands at time `now` with this quiet period (in seconds).
