@@ -930,3 +930,33 @@ fn a_certificate_nginx_could_not_load_is_installed_by_the_next_run_without_a_new
     assert_eq!(host.events("reused").len(), 1, "{:?}", host.history());
     assert_issued(&host.path("web/cert.pem"), &host.path("web/key.pem"), &host.hostname);
 }
+
+/// Issue 12: a challenge the CA checks and fails (here nothing answers HTTP-01 where Pebble's
+/// validator connects: the responder listens on another port) is the CA's verdict on this
+/// order: exit 69, the problem document in the report, nothing installed, a back-off. Once the
+/// cause is fixed, `--force` orders at once and the certificate is installed.
+#[test]
+fn a_challenge_the_ca_checks_and_fails_is_reported_then_ordered_again() {
+    let pebble = Pebble::start(Settings::default());
+    let host = Host::new("failed-challenge.acme-test.com");
+    let elsewhere = pebble::free_port();
+    host.configure(
+        &format!("[trust]\nextra-roots = [\"{}\"]", pebble.root.display()),
+        &format!(
+            "directory = \"{}\"\nca-bundle = \"{}\"\nemail = \"admin@example.com\"\nlisten = \"127.0.0.1:{elsewhere}\"",
+            pebble.directory_url,
+            pebble.api_cert.display()
+        ),
+    );
+    let before = host.service_files();
+    let out = host.run().arg("--json").run();
+    assert_eq!(out.code, ACME_FAILED, "{}\n{}\n{}", out.stdout, out.stderr, pebble.log());
+    assert!(out.stdout.contains("urn:ietf:params:acme:error:"), "{}", out.stdout);
+    assert_eq!(host.service_files(), before, "nothing installed");
+    assert_eq!(host.events("order-failed").len(), 1, "{:?}", host.history());
+
+    host.configure_for(&pebble, "");
+    let out = host.run().arg("--force").arg("--json").run();
+    assert_eq!(out.code, 0, "{}\n{}\n{}", out.stdout, out.stderr, pebble.log());
+    assert_issued(&host.path("web/cert.pem"), &host.path("web/key.pem"), &host.hostname);
+}
