@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::Url;
 
-use super::errors::{FetchError, StoreError};
+use super::errors::FetchError;
 use crate::http::{ClientBuilderExt, Proxies, SetupError, error_chain as chain};
 
 /// Where a module or a signature comes from.
@@ -188,9 +188,12 @@ fn read_file(what: &'static str, path: &Path, limit: u64) -> Result<Vec<u8>, Fet
         }
         _ => {}
     }
-    super::read_bounded(path, limit).map_err(|e| match e {
-        StoreError::Io { source, .. } => FetchError::Read { what, location, source },
-        other => FetchError::Read { what, location, source: std::io::Error::other(other.to_string()) },
+    // A file given to `policy install` need not be root's: its bytes are what the signature is
+    // checked against (or, with --allow-unsigned, what the admin vouched for), read once, bounded.
+    crate::fs::read_bounded(path, limit).map(|bytes| bytes.to_vec()).map_err(|e| FetchError::Read {
+        what,
+        location,
+        source: std::io::Error::other(e.to_string()),
     })
 }
 
