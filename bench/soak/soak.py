@@ -219,6 +219,14 @@ class Ca:
         self.restarts += 1
         self.start(env_extra)
 
+    def dead(self):
+        """What of the CA died by itself (a harness failure, not the tool's): '' when all runs."""
+        if self.dns.poll() is not None:
+            return f"pebble-challtestsrv exited ({self.dns.returncode})"
+        if self.proc is not None and self.proc.poll() is not None:
+            return f"pebble exited ({self.proc.returncode})"
+        return ""
+
     def close(self):
         self.stop()
         self.dns.kill()
@@ -254,8 +262,11 @@ class Nginx:
             f"    ssl_certificate_key {key};\n    return 200 \"ok\";\n  }}\n}}\n")
         self.fix()
         self.port = port
+        # Its own process group: killing only the master (SIGKILL) would orphan its worker, which
+        # keeps running with the listening socket; close() stops the whole group.
         self.proc = subprocess.Popen(["nginx", "-c", self.conf, "-p", p, "-e", self.log],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                     start_new_session=True)
         wait_port("127.0.0.1", port)
 
     def reload_argv(self):
@@ -278,8 +289,19 @@ class Nginx:
                 return hashlib.sha256(t.getpeercert(binary_form=True)).hexdigest()
 
     def close(self):
-        self.proc.kill()
-        self.proc.wait(10)
+        # SIGTERM: nginx's fast shutdown, the master stops its workers; then the group, in case.
+        pgid = self.proc.pid
+        try:
+            self.proc.terminate()
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            pass
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        if self.proc.poll() is None:
+            self.proc.wait(10)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -427,6 +449,11 @@ def main():
         states = collections.Counter()
         nights_log = []
         for night in range(1, args.nights + 1):
+            # A CA or nginx that died by itself would make every later night look like the
+            # tool's failure: stop instead, as a failure of the harness.
+            dead = ca.dead() or (f"nginx exited ({nginx.proc.returncode})" if nginx.proc.poll() is not None else "")
+            if dead:
+                raise RuntimeError(f"soak: before night {night}: {dead}; stopping (a harness failure, not a figure)")
             fake_now = start + night * DAY
             # This night's faults: most nights are clean; a fault night has one or two.
             todays = []
@@ -525,6 +552,10 @@ def main():
             "bad": bad_nights,
             "history-events": dict(events),
             "orders-opened": events.get("order-opened", 0),
+            # "order-opened" is logged once the CA accepted the order; a failure before that (CA
+            # unreachable, refused) is only an "order-failed" without an order URL.
+            "orders-failed-before-opening": sum(1 for e in history
+                                                if e.get("event") == "order-failed" and not e.get("order-url")),
             "issued": issued,
             "orders-per-issued-certificate": round(events.get("order-opened", 0) / issued, 2) if issued else None,
             "state-dir-bytes": size,
@@ -549,4 +580,6 @@ def main():
 
 if __name__ == "__main__":
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(130))
+    # Ctrl-C stops the soak (and the cleanup runs) even when started with SIGINT ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     sys.exit(main())
