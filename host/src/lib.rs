@@ -16,6 +16,8 @@ pub mod discovery;
 pub mod exit;
 pub mod facts;
 pub mod fs;
+#[cfg(test)]
+pub(crate) mod fuzz_support;
 pub mod http;
 pub mod notify;
 pub mod pipeline;

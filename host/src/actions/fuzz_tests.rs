@@ -13,25 +13,15 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use proptest::prelude::*;
 use proptest::sample::Index;
-use proptest::test_runner::RngSeed;
 
 use super::backup;
 use super::journal::Role;
 
-/// Cases per property when `PROPTEST_CASES` is not set.
-const DEFAULT_CASES: u32 = 1024;
 /// The longest line of an error, beyond the paths it names.
 const MAX_MESSAGE: usize = 2048;
 
 fn config() -> ProptestConfig {
-    let mut config = ProptestConfig { failure_persistence: None, ..ProptestConfig::default() };
-    if std::env::var_os("PROPTEST_CASES").is_none() {
-        config.cases = DEFAULT_CASES;
-    }
-    if std::env::var_os("CI").is_some() && std::env::var_os("PROPTEST_RNG_SEED").is_none() {
-        config.rng_seed = RngSeed::Fixed(0x11_3a21);
-    }
-    config
+    crate::fuzz_support::config(0x11_3a21)
 }
 
 struct Seeds {

@@ -17,7 +17,6 @@ use base64::Engine;
 use openssl::x509::X509;
 use proptest::prelude::*;
 use proptest::sample::Index;
-use proptest::test_runner::RngSeed;
 use tempfile::TempDir;
 
 use super::testpki::{self, DAY, Issued, NOW, Pki, Spec, key_pem, pem};
@@ -81,20 +80,9 @@ fn verifier(roots: &std::path::Path) -> Verifier {
     Verifier::new(&TrustConfig { extra_roots: vec![roots.to_owned()], system_roots: false }).unwrap()
 }
 
-/// The property-test configuration of this harness (see the module documentation).
-/// Cases per property when `PROPTEST_CASES` is not set: the whole harness stays within a few
-/// seconds of one core (`docs/reliability.md`).
-const DEFAULT_CASES: u32 = 1024;
-
+/// The property-test configuration of this harness (see `crate::fuzz_support`).
 fn config() -> ProptestConfig {
-    let mut config = ProptestConfig { failure_persistence: None, ..ProptestConfig::default() };
-    if std::env::var_os("PROPTEST_CASES").is_none() {
-        config.cases = DEFAULT_CASES;
-    }
-    if std::env::var_os("CI").is_some() && std::env::var_os("PROPTEST_RNG_SEED").is_none() {
-        config.rng_seed = RngSeed::Fixed(0x11_5eed);
-    }
-    config
+    crate::fuzz_support::config(0x11_5eed)
 }
 
 /// One change to a DER certificate.
