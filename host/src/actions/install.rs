@@ -404,7 +404,7 @@ fn invalid(service: &str, path: &Path, reason: impl Into<String>) -> InstallErro
 /// A file-layer error as an install error of `service`.
 fn fs_error(service: &str, e: FsError) -> InstallError {
     match e {
-        FsError::Io { action: "set the owner of", path, source } => InstallError::Owner {
+        FsError::Owner { path, source } => InstallError::Owner {
             service: service.to_string(),
             path,
             reason: format!("cannot chown: {source}"),

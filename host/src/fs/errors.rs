@@ -31,6 +31,9 @@ pub enum FsError {
     /// A system call failed.
     #[error("cannot {action} {}: {}", path.display(), super::read::describe(source))]
     Io { action: &'static str, path: PathBuf, source: io::Error },
+    /// A configured owner could not be set on a new file (`Ownership::strict`).
+    #[error("cannot set the owner of {}: {}", path.display(), super::read::describe(source))]
+    Owner { path: PathBuf, source: io::Error },
     /// A symbolic link on the way to a file is owned by someone other than root (or the running
     /// user): it is not followed, and nothing is written.
     #[error(

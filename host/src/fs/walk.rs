@@ -517,7 +517,7 @@ fn fill(mut file: File, path: &Path, content: &[u8], owner: Ownership, mode: u32
         && let Err(e) = fchown(&file, uid, gid)
         && owner.strict
     {
-        return Err(FsError::Io { action: "set the owner of", path: path.to_path_buf(), source: e });
+        return Err(FsError::Owner { path: path.to_path_buf(), source: e });
     }
     rustix::fs::fchmod(&file, Mode::from_raw_mode(mode & 0o7777)).map_err(|e| FsError::Io {
         action: "set the mode of",
