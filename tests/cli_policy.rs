@@ -10,7 +10,7 @@ const EXAMPLE: &str = env!("CHECKALLSSLCERTS_EXAMPLE_POLICY");
 fn show_describes_the_embedded_policy() {
     let out = Run::new().args(["policy", "show"]).run().code(0);
     assert!(out.stdout.contains("name:             default"), "{}", out.stdout);
-    assert!(out.stdout.contains("contract version: 0.1.0"), "{}", out.stdout);
+    assert!(out.stdout.contains("contract version: 0.2.0"), "{}", out.stdout);
     assert!(out.stdout.contains("(embedded default policy)"), "{}", out.stdout);
 }
 
@@ -36,11 +36,11 @@ fn test_passes_the_default_policy_on_both_suites() {
     let dir = tempfile::tempdir().expect("tempdir");
     let junit = dir.path().join("junit.xml");
     let out = Run::new().args(["policy", "test", "--junit"]).arg(&junit).run().code(0);
-    assert!(out.stdout.contains("v0.1.0/contract:"), "{}", out.stdout);
-    assert!(out.stdout.contains("v0.1.0/default:"), "{}", out.stdout);
+    assert!(out.stdout.contains("v0.2.0/contract:"), "{}", out.stdout);
+    assert!(out.stdout.contains("v0.2.0/default:"), "{}", out.stdout);
     assert!(out.stdout.contains(" 0 failed"), "{}", out.stdout);
     let xml = std::fs::read_to_string(&junit).expect("junit written");
-    assert!(xml.contains("<testsuite name=\"v0.1.0/default\""), "{xml}");
+    assert!(xml.contains("<testsuite name=\"v0.2.0/default\""), "{xml}");
     assert!(!xml.contains("<failure"), "{xml}");
 }
 

@@ -155,6 +155,7 @@ fn report_with(policy_name: &str, reasons: Vec<Reason>) -> RunReport {
             fallback_from: None,
         },
         order_hostname_certificate: false,
+        orders: Vec::new(),
         network: Default::default(),
         services: vec![ServiceReport {
             name: "svc.1_a-b".into(),
@@ -168,6 +169,8 @@ fn report_with(policy_name: &str, reasons: Vec<Reason>) -> RunReport {
                 key: KeyStatus::NotChecked,
                 covers_hostname: false,
                 served: Vec::new(),
+                group: None,
+                check_only: false,
             },
         }],
         notices: vec![Notice { level: Level::Error, service: None, message: "x".into() }],

@@ -19,7 +19,7 @@ fn facts() -> HostFacts {
         r#"{"now": 1800000000, "hostname": "host.example.com", "acme": {"directory-url": "https://acme.test/dir"},
             "services": [
               {"name": "web", "certificate": {"ok": {"not-before": "now-80d", "not-after": "now+10d",
-                 "issuer-org": "Let's Encrypt", "chain": "trusted", "dns-names": ["host.example.com"]}}},
+                 "issuer-org": "Let's Encrypt", "chain-status": "trusted", "dns-names": ["host.example.com"]}}},
               {"name": "mail", "certificate": {"missing": "/etc/ssl/mail.pem"}}]}"#,
     )
     .expect("facts parse")
@@ -76,7 +76,7 @@ fn embedded_policy_identifies_itself() {
     let module = runtime.load_embedded().expect("embedded policy loads");
     let meta = runtime.metadata(&module).expect("metadata");
     assert_eq!(meta.name, "default");
-    assert_eq!(meta.contract_version, "0.1.0");
+    assert_eq!(meta.contract_version, "0.2.0");
     assert_eq!(module.sha256.len(), 64);
 }
 
@@ -88,7 +88,7 @@ fn embedded_policy_decides() {
     let plan = evaluation.plan;
     assert_eq!(plan.decision("web").expect("web").decision, Decision::Replace);
     assert_eq!(plan.decision("mail").expect("mail").decision, Decision::ReplaceOrPlaceholder);
-    assert!(plan.order_hostname_certificate);
+    assert_eq!(plan.orders, [checkallsslcerts::plan::model::OrderRequest { group: "hostname".into() }]);
     assert!(evaluation.fuel_used > 0);
 }
 
@@ -226,4 +226,35 @@ fn compiled_components_are_cached() {
     let a = first.evaluate(&module, &facts()).expect("evaluates").plan;
     let b = second.evaluate(&cached, &facts()).expect("evaluates").plan;
     assert_eq!(a, b);
+}
+
+/// The promise of a versioned contract: a module built against 0.1.0 (the default policy as the
+/// host of contract 0.1.0 embedded it, kept byte for byte) still passes its own suites on this
+/// host, and answers every one of their vectors with exactly the plan it gave on that host
+/// (recorded then with `policy eval`, in `tests/fixtures/policies/default-v0.1.0-plans/`).
+#[test]
+fn a_v0_1_0_module_runs_unchanged_beside_v0_2_0() {
+    use checkallsslcerts::policy::ContractVersion;
+    use checkallsslcerts::policy::contract::since_v0_1_0::PlanV0_1_0;
+    let fixtures = workspace().join("tests/fixtures/policies");
+    let runtime = Runtime::new(None).expect("runtime");
+    let module = runtime.load_file(&fixtures.join("default-v0.1.0.wasm")).expect("the 0.1.0 module loads");
+    assert_eq!(module.version, ContractVersion::V0_1_0);
+    assert_eq!(runtime.metadata(&module).expect("metadata").contract_version, "0.1.0");
+    let suites = conformance::builtin_suites(module.version, None).expect("0.1.0 suites");
+    let report = conformance::run(&runtime, &module, &suites);
+    assert_eq!(report.failed(), 0, "{}", report.render());
+    let mut compared = 0;
+    for suite in &suites {
+        for vector in &suite.vectors {
+            let (kind, file) = vector.name.rsplit_once('/').map(|(dir, f)| (dir.rsplit('/').next().unwrap_or(dir), f)).expect("name");
+            let recorded = std::fs::read_to_string(fixtures.join(format!("default-v0.1.0-plans/{kind}-{file}")))
+                .expect("a recorded plan for every vector");
+            let plan = runtime.evaluate(&module, &vector.facts).expect("evaluates").plan;
+            let now = serde_json::to_string_pretty(&PlanV0_1_0::from(&plan)).expect("json");
+            assert_eq!(now.trim_end(), recorded.trim_end(), "{}", vector.name);
+            compared += 1;
+        }
+    }
+    assert_eq!(compared, 82, "every vector of the 0.1.0 suites");
 }

@@ -40,6 +40,8 @@ pub struct RunOptions {
     pub progress: bool,
     /// `--metrics-file`: where to write the Prometheus metrics, over `[metrics] textfile`.
     pub metrics_file: Option<PathBuf>,
+    /// `--at`: evaluate as of this time (Unix seconds) instead of now; dry runs only.
+    pub at: Option<i64>,
 }
 
 /// Why a run could not start at all.
@@ -53,6 +55,11 @@ pub enum RunError {
     StateDir(#[from] crate::actions::errors::ActionError),
     #[error("{0}")]
     Policy(#[from] PolicyError),
+    #[error(
+        "--at evaluates the certificates at another time, which only a dry run may do: add --dry-run \
+         (a real run acts on the certificates as they are now)"
+    )]
+    AtNeedsDryRun,
     /// A failure that kept the run from starting, and what became of the mail about it.
     #[error("{error}\n{mail}")]
     Mailed { error: Box<RunError>, mail: String },
@@ -62,7 +69,7 @@ impl RunError {
     /// The exit code for this failure.
     pub fn exit_code(&self) -> i32 {
         match self {
-            RunError::Config(_) => exit::USAGE,
+            RunError::Config(_) | RunError::AtNeedsDryRun => exit::USAGE,
             // 73 only when another run holds the lock: a lock file that cannot be used (a full
             // or read-only disk) is an error, which the nightly unit must not take for success.
             RunError::Lock(crate::actions::errors::LockError::Busy { .. }) => exit::LOCKED,
@@ -102,7 +109,10 @@ fn run_inner(
     options: &RunOptions,
     prepared: Option<&Runtime>,
 ) -> Result<RunReport, RunError> {
-    let now = unix_now();
+    if options.at.is_some() && !options.dry_run {
+        return Err(RunError::AtNeedsDryRun);
+    }
+    let now = options.at.unwrap_or_else(unix_now);
     let mut host_notices: Vec<Notice> = config
         .warnings
         .iter()
@@ -177,8 +187,9 @@ fn run_inner(
         service: None,
         message,
     }));
-    let (acme_facts, acme_notices) = crate::acme::facts(config, now);
+    let (acme_facts, groups, acme_notices) = crate::acme::facts(config, now);
     facts.acme = acme_facts;
+    facts.groups = groups;
     // A private CA (acme.public = false, or a directory not a public CA's) issues for internal names.
     if let Some(acme) = &config.acme {
         facts.hostname_is_fqdn = crate::acme::hostname_orderable(acme, &facts.hostname);
@@ -197,8 +208,8 @@ fn run_inner(
     }));
     let (module, metadata, plan, fallback_from) =
         decide(runtime, config, options, &facts, &mut host_notices)?;
-    let acme = acme_step(config, options, &plan, now);
-    host_notices.extend(acme.iter().flat_map(|step| step.notices.iter().cloned()));
+    let acme = acme_steps(config, options, &plan, now);
+    host_notices.extend(acme.values().flat_map(|step| step.notices.iter().cloned()));
 
     let mut services = Vec::with_capacity(facts.services.len());
     progress.stage("acting on the plan", facts.services.len());
@@ -213,7 +224,8 @@ fn run_inner(
             .map(|(_, a)| a.clone())
             .collect();
         if let Some(service) = service {
-            actions.extend(act(config, service, decision.decision, options.dry_run, now, acme.as_ref()));
+            let issued = acme.get(service.certificate_group.as_str());
+            actions.extend(act(config, service, decision.decision, options.dry_run, now, issued));
             host_notices.extend(crate::probe::notices_for(&service.name, &actions));
         }
         services.push(ServiceReport {
@@ -240,14 +252,18 @@ fn run_inner(
     settle_fixed(&services, &mut notices);
     let failed = services.iter().flat_map(|s| &s.actions).any(ActionReport::failed);
     let errors = notices.iter().any(|n| n.level == Level::Error);
-    let exit_code = match acme.as_ref().map(|step| &step.outcome) {
-        Some(AcmeOutcome::Failed { .. }) => exit::ACME_FAILED,
-        _ if failed || errors || fallback_from.is_some() => exit::ERRORS,
+    let outcomes = || acme.values().map(|step| &step.outcome);
+    let exit_code = if outcomes().any(|o| matches!(o, AcmeOutcome::Failed { .. })) {
+        exit::ACME_FAILED
+    } else if failed || errors || fallback_from.is_some() {
+        exit::ERRORS
+    } else if outcomes()
+        .any(|o| matches!(o, AcmeOutcome::Pending { .. } | AcmeOutcome::NotOrdered { retry_at: Some(_), .. }))
+    {
         // Pending at the CA, or held back (back-off, daily cap): a later run orders by itself.
-        Some(AcmeOutcome::Pending { .. } | AcmeOutcome::NotOrdered { retry_at: Some(_), .. }) => {
-            exit::RETRY_PENDING
-        }
-        _ => exit::OK,
+        exit::RETRY_PENDING
+    } else {
+        exit::OK
     };
     let mut report = RunReport {
         report_version: REPORT_VERSION,
@@ -263,7 +279,8 @@ fn run_inner(
             source: module.label(),
             fallback_from,
         },
-        order_hostname_certificate: plan.order_hostname_certificate,
+        order_hostname_certificate: !plan.orders.is_empty(),
+        orders: plan.orders.iter().map(|o| o.group.clone()).collect(),
         network: network.report,
         services,
         notices,
@@ -320,7 +337,7 @@ fn tell(config: &Config, options: &RunOptions, report: &mut RunReport, progress:
         progress.stage("writing metrics", 0);
         // The order the ACME step left pending, if any (read back from the state directory).
         let pending_orders =
-            crate::acme::facts(config, unix_now()).0.and_then(|f| f.pending_order).map_or(0, |_| 1);
+            crate::acme::facts(config, unix_now()).1.iter().filter(|g| g.pending_order.is_some()).count();
         if let Err(message) = crate::report::metrics::write(path, report, pending_orders) {
             report.notices.push(Notice { level: Level::Warning, service: None, message });
         }
@@ -353,27 +370,32 @@ fn decide(
     Ok((decided.module, decided.metadata, decided.plan, decided.fallback_from))
 }
 
-/// The ACME step: one order when the plan asks for one and a CA is configured. A dry run
-/// only says what it would do and never contacts the CA.
-fn acme_step(
+/// The ACME step: one order per group the plan orders, when a CA is configured, each with the
+/// group's own names, key and state ([`Config::for_group`]). A dry run only says what it would
+/// do and never contacts the CA.
+fn acme_steps(
     config: &Config,
     options: &RunOptions,
     plan: &Plan,
     now: i64,
-) -> Option<crate::acme::StepReport> {
-    if !plan.order_hostname_certificate || config.acme.is_none() {
-        return None;
+) -> std::collections::BTreeMap<String, crate::acme::StepReport> {
+    let mut steps = std::collections::BTreeMap::new();
+    for order in &plan.orders {
+        let Some(scoped) = config.for_group(&order.group) else { continue };
+        let step = if options.dry_run {
+            crate::acme::planned(&scoped, now)
+        } else {
+            let step = crate::acme::StepOptions {
+                allow_retry: options.allow_retry,
+                no_retry: options.no_retry,
+                config_path: config.path.clone(),
+                force: options.force,
+            };
+            crate::acme::order(&scoped, &step, now)
+        };
+        steps.insert(order.group.clone(), step);
     }
-    if options.dry_run {
-        return Some(crate::acme::planned(config, now));
-    }
-    let step = crate::acme::StepOptions {
-        allow_retry: options.allow_retry,
-        no_retry: options.no_retry,
-        config_path: config.path.clone(),
-        force: options.force,
-    };
-    Some(crate::acme::order(config, &step, now))
+    steps
 }
 
 /// Carries out one service's decision. `replace` and `replace-or-placeholder` get the
@@ -394,6 +416,16 @@ fn act(
         message,
     };
     const KEPT: &str = "the current certificate stays";
+    if service.check_only {
+        return match decision {
+            Decision::Keep => Vec::new(),
+            _ => vec![unavailable(
+                "the service is check-only: nothing is installed into it; replace its certificate where its key \
+                 lives"
+                    .into(),
+            )],
+        };
+    }
     match (decision, acme.map(|step| (&step.outcome, step))) {
         (Decision::Keep, _) => Vec::new(),
         (Decision::Placeholder, _) => vec![install_placeholder(config, service, dry_run, now)],

@@ -18,6 +18,37 @@ fn format(unix: i64, pattern: &str) -> String {
         .unwrap_or_else(|| format!("{unix} (Unix time)"))
 }
 
+/// A point in time as an admin writes it for `--at`: RFC 3339 (`2027-01-31T00:00:00Z`, any
+/// offset) or relative to `now`, a sign and a number with a unit (`+30d`, `-12h`, `+90m`, `+45s`;
+/// `d` days, `h` hours, `m` minutes, `s` seconds). Unix seconds.
+pub fn parse_at(text: &str, now: i64) -> Result<i64, String> {
+    let text = text.trim();
+    if let Some(rest) = text.strip_prefix('+').map(|r| (1, r)).or_else(|| text.strip_prefix('-').map(|r| (-1, r))) {
+        let (sign, rest) = rest;
+        let unit = rest.chars().last().ok_or_else(|| at_error(text))?;
+        let seconds = match unit {
+            'd' => 86_400,
+            'h' => 3_600,
+            'm' => 60,
+            's' => 1,
+            _ => return Err(at_error(text)),
+        };
+        let count: i64 = rest[..rest.len() - 1].parse().map_err(|_| at_error(text))?;
+        // Within 10,000 years of now: further is a typo, and would leave what a timestamp holds.
+        const MAX: i64 = 10_000 * 366 * 86_400;
+        return count
+            .checked_mul(seconds)
+            .filter(|d| (0..=MAX).contains(d))
+            .and_then(|d| now.checked_add(sign * d))
+            .ok_or_else(|| format!("{text:?} is too far from now (or negative)"));
+    }
+    chrono::DateTime::parse_from_rfc3339(text).map(|t| t.timestamp()).map_err(|_| at_error(text))
+}
+
+fn at_error(text: &str) -> String {
+    format!("{text:?} is not a time: write RFC 3339 (2027-01-31T00:00:00Z) or +30d, +12h, +90m, +45s from now")
+}
+
 /// `YYYYmmddTHHMMSSZ` (UTC): names of backups and set-aside files, which sort by time.
 pub fn stamp(unix: i64) -> String {
     format(unix, "%Y%m%dT%H%M%SZ")
@@ -46,6 +77,19 @@ pub fn duration(d: Duration) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn at_is_rfc3339_or_relative_to_now() {
+        let now = 1_800_000_000;
+        assert_eq!(super::parse_at("+30d", now), Ok(now + 30 * 86_400));
+        assert_eq!(super::parse_at("-12h", now), Ok(now - 12 * 3_600));
+        assert_eq!(super::parse_at("+90m", now), Ok(now + 5_400));
+        assert_eq!(super::parse_at("1970-01-02T00:00:00Z", now), Ok(86_400));
+        assert_eq!(super::parse_at("1970-01-02T01:00:00+01:00", now), Ok(86_400));
+        for bad in ["30d", "+30", "+d", "+30w", "tomorrow", "", "+99999999999999d"] {
+            assert!(super::parse_at(bad, now).is_err(), "{bad}");
+        }
+    }
+
     use super::*;
 
     #[test]

@@ -8,9 +8,13 @@
 //! range) can overflow and trap the module.
 
 use crate::types::{
-    CaaStatus, Certificate, CertificateState, ChainStatus, Decision, DnsStatus, HostFacts, KeyKind,
-    KeyStatus, Level, Notice, Plan, Reason, RenewalWindow, Revocation, ServiceFacts, ServicePlan, Timestamp,
+    CaaStatus, Certificate, CertificateState, ChainElement, ChainSource, ChainStatus, Decision, DnsStatus,
+    GroupFacts, HostFacts, KeyKind, KeyStatus, Level, Notice, OrderRequest, PathStatus, Plan, PublicKey, Reason,
+    RenewalWindow, Revocation, ServiceFacts, ServicePlan, Timestamp,
 };
+
+/// The name of the certificate group of the server's hostname.
+pub const HOSTNAME_GROUP: &str = "hostname";
 
 /// One day, in seconds.
 pub const DAY: i64 = 86_400;
@@ -151,6 +155,11 @@ pub enum WhyNotOrder {
     DnsDoesNotResolve,
     /// 5. CAA records forbid the configured CA; the payload lists the CAs they allow.
     CaaForbids(String),
+    /// A group other than "hostname" whose names the CA cannot issue for; the payload is the
+    /// group's names, comma-separated.
+    GroupNotOrderable(String),
+    /// The service names a group the facts do not have (a host bug); the payload is its name.
+    UnknownGroup(String),
 }
 
 impl WhyNotOrder {
@@ -173,6 +182,10 @@ impl WhyNotOrder {
             WhyNotOrder::CaaForbids(allowed) => {
                 format!("CAA records for the hostname do not allow the configured CA (allowed: {allowed})")
             }
+            WhyNotOrder::GroupNotOrderable(names) => {
+                format!("the configured CA cannot issue for the group's names ({names})")
+            }
+            WhyNotOrder::UnknownGroup(group) => format!("the certificate group {group} is not known"),
         }
     }
 
@@ -187,6 +200,35 @@ impl WhyNotOrder {
                 | WhyNotOrder::CaaForbids(_)
         )
     }
+}
+
+/// Whether a certificate can be ordered for the group `group` (a service's `group`): `None` if
+/// it can, otherwise why not. The "hostname" group is [`why_not_order`]; another group needs a
+/// CA and names the CA can issue for (the hostname's DNS and CAA facts are not about it).
+pub fn why_not_order_group(facts: &HostFacts, group: &str) -> Option<WhyNotOrder> {
+    if group == HOSTNAME_GROUP {
+        return why_not_order(facts);
+    }
+    let Some(found) = facts.groups.iter().find(|g| g.name == group) else {
+        return Some(WhyNotOrder::UnknownGroup(group.to_string()));
+    };
+    if facts.acme.is_none() {
+        Some(WhyNotOrder::NoCertificateAuthority)
+    } else if !found.orderable {
+        Some(WhyNotOrder::GroupNotOrderable(found.names.join(", ")))
+    } else {
+        None
+    }
+}
+
+/// The name a group's certificate is for, in messages: its main name, or the hostname.
+fn group_main_name<'a>(facts: &'a HostFacts, group: &str) -> &'a str {
+    facts
+        .groups
+        .iter()
+        .find(|g| g.name == group)
+        .and_then(|g: &GroupFacts| g.names.first())
+        .map_or(facts.hostname.as_str(), String::as_str)
 }
 
 /// Suffixes reserved for internal use (RFC 6761, 6762, 7686, 8375, 9476, ICANN's `.internal`)
@@ -250,13 +292,44 @@ pub fn is_weak_signature(signature_algorithm: &str) -> bool {
 
 /// Whether the key is weak: RSA below `min-rsa-bits`, any DSA key, or EC below 256 bits.
 pub fn is_weak_key(cert: &Certificate, params: &Params) -> bool {
-    let key = &cert.public_key;
+    is_weak_public_key(&cert.public_key, params)
+}
+
+/// [`is_weak_key`] for any public key.
+pub fn is_weak_public_key(key: &PublicKey, params: &Params) -> bool {
     match key.kind {
         KeyKind::Rsa => key.bits < params.min_rsa_bits,
         KeyKind::Dsa => true,
         KeyKind::Ec => key.bits < 256,
         KeyKind::Ed25519 | KeyKind::Ed448 | KeyKind::Other => false,
     }
+}
+
+/// The certificate of the chain whose signature clients check and which is signed with a weak
+/// algorithm: any certificate above the leaf but a root's self-signature.
+pub fn weak_signature_in_chain(cert: &Certificate) -> Option<&ChainElement> {
+    cert.chain.iter().find(|e| !e.self_signed && is_weak_signature(&e.signature_algorithm))
+}
+
+/// The first certificate of the chain with a weak key.
+pub fn weak_key_in_chain<'a>(cert: &'a Certificate, params: &Params) -> Option<&'a ChainElement> {
+    cert.chain.iter().find(|e| is_weak_public_key(&e.public_key, params))
+}
+
+/// The served intermediate (from the files, not the trust store) that expires first, if it
+/// expires before the leaf: clients reject the chain from then on, so the certificate lives only
+/// that long.
+pub fn intermediate_expiring_first(cert: &Certificate) -> Option<&ChainElement> {
+    cert.chain
+        .iter()
+        .filter(|e| e.source == ChainSource::File && !e.self_signed && e.not_after < cert.not_after)
+        .min_by_key(|e| e.not_after)
+}
+
+/// When the certificate stops working: the leaf's `not-after`, or that of a served intermediate
+/// that expires before it.
+pub fn effective_not_after(cert: &Certificate) -> Timestamp {
+    intermediate_expiring_first(cert).map_or(cert.not_after, |e| e.not_after)
 }
 
 /// Every reason that applies to one service, in the order of the README's table. When the
@@ -277,7 +350,9 @@ pub fn service_reasons(service: &ServiceFacts, now: Timestamp, params: &Params) 
         KeyStatus::Unreadable(_) => reasons.push(Reason::Unreadable),
         KeyStatus::Malformed(_) => reasons.push(Reason::Malformed),
     }
-    let expired = now >= cert.not_after;
+    let leaf_expired = now >= cert.not_after;
+    let not_after = effective_not_after(cert);
+    let expired = now >= not_after;
     if expired {
         reasons.push(Reason::Expired);
     }
@@ -287,27 +362,37 @@ pub fn service_reasons(service: &ServiceFacts, now: Timestamp, params: &Params) 
     if matches!(cert.revocation, Revocation::Revoked(_)) {
         reasons.push(Reason::Revoked);
     }
-    if is_weak_signature(&cert.signature_algorithm) {
+    if is_weak_signature(&cert.signature_algorithm) || weak_signature_in_chain(cert).is_some() {
         reasons.push(Reason::WeakSignature);
     }
-    if is_weak_key(cert, params) {
+    if is_weak_key(cert, params) || weak_key_in_chain(cert, params).is_some() {
         reasons.push(Reason::WeakKey);
     }
     if cert.self_signed {
         reasons.push(Reason::SelfSigned);
     }
-    // The chain is verified at `now`, so an expired or not-yet-valid leaf never verifies: that
-    // failure is already said by `expired`/`not-yet-valid` (and must not turn a silenced expiry
-    // into a notice when service certificate management is disabled).
-    let bad_chain = matches!(cert.chain, ChainStatus::Untrusted(_) | ChainStatus::Incomplete(_));
-    let outside_validity = expired || now < cert.not_before;
-    if bad_chain && !cert.self_signed && !outside_validity {
+    // The path verdict leaves the leaf's own dates out. Without one (facts that predate it), the
+    // chain status is verified at `now`, so an expired or not-yet-valid leaf never verifies:
+    // that failure is already said by `expired`/`not-yet-valid` (and must not turn a silenced
+    // expiry into a notice when service certificate management is disabled). An intermediate
+    // that has expired is said by `expired` too.
+    let bad_chain = match &cert.path {
+        PathStatus::Valid => false,
+        PathStatus::Invalid(_) if expired && !leaf_expired => false,
+        PathStatus::Incomplete(_) | PathStatus::Untrusted(_) | PathStatus::Invalid(_) => true,
+        PathStatus::NotChecked => {
+            let outside_validity = leaf_expired || now < cert.not_before;
+            matches!(cert.chain_status, ChainStatus::Untrusted(_) | ChainStatus::Incomplete(_))
+                && !outside_validity
+        }
+    };
+    if bad_chain && !cert.self_signed {
         reasons.push(Reason::UntrustedChain);
     }
     if !service.covers_hostname {
         reasons.push(Reason::HostnameMismatch);
     }
-    let left = i128::from(cert.not_after) - i128::from(now);
+    let left = i128::from(not_after) - i128::from(now);
     if !expired && left < expiring_soon_threshold(cert, params) {
         reasons.push(Reason::ExpiringSoon);
     }
@@ -356,12 +441,11 @@ pub fn decide(reasons: &[Reason], order_possible: bool) -> Decision {
     }
 }
 
-/// Computes the plan: one decision per service in input order, whether to order the hostname
-/// certificate, and the notices (host-wide first, then per service in input order).
+/// Computes the plan: one decision per service in input order, which groups to order a
+/// certificate for, and the notices (host-wide first, then per service in input order).
 pub fn evaluate(facts: &HostFacts) -> Plan {
     let (params, mut notices) = parse_params(&facts.params);
     let management_disabled = facts.disable_service_certificate_management;
-    let why_not = why_not_order(facts);
     if management_disabled {
         notices.push(Notice {
             level: Level::Info,
@@ -373,12 +457,26 @@ pub fn evaluate(facts: &HostFacts) -> Plan {
         });
     }
 
-    let mut services = Vec::with_capacity(facts.services.len());
+    let mut services: Vec<ServicePlan> = Vec::with_capacity(facts.services.len());
     for service in &facts.services {
         let mut reasons = service_reasons(service, facts.now, &params);
         let level = if reasons.iter().any(is_unusable) { Level::Error } else { Level::Warning };
         let described = describe_reasons(service, &reasons, facts, &params);
-        let (decision, notice) = if management_disabled {
+        let group = service.group.as_deref().unwrap_or(HOSTNAME_GROUP);
+        let why_not = why_not_order_group(facts, group);
+        let (decision, notice) = if service.check_only {
+            // The host installs nothing into a check-only service: the admin is told.
+            let notice = (!reasons.is_empty()).then(|| {
+                (
+                    level,
+                    format!(
+                        "{described}. It is only checked here (check-only): replace it where its key \
+                         lives."
+                    ),
+                )
+            });
+            (Decision::Keep, notice)
+        } else if management_disabled {
             let notice = (!reasons.iter().all(is_about_expiry)).then(|| {
                 (
                     level,
@@ -391,7 +489,7 @@ pub fn evaluate(facts: &HostFacts) -> Plan {
             (Decision::Keep, notice)
         } else {
             let decision = decide(&reasons, why_not.is_none());
-            let host = &facts.hostname;
+            let host = group_main_name(facts, group);
             let why = why_not.as_ref().map(WhyNotOrder::message).unwrap_or_default();
             let notice = match decision {
                 Decision::Keep if reasons.is_empty() => None,
@@ -440,12 +538,25 @@ pub fn evaluate(facts: &HostFacts) -> Plan {
         services.push(ServicePlan { service: service.name.clone(), decision, reasons });
     }
 
-    let order_hostname_certificate = !management_disabled
-        && why_not.is_none()
-        && services
+    // One order per group with a service to replace, in the groups' order.
+    let orders = if management_disabled {
+        Vec::new()
+    } else {
+        facts
+            .groups
             .iter()
-            .any(|plan| matches!(plan.decision, Decision::Replace | Decision::ReplaceOrPlaceholder));
-    Plan { services, order_hostname_certificate, notices }
+            .filter(|g| why_not_order_group(facts, &g.name).is_none())
+            .filter(|g| {
+                facts.services.iter().zip(&services).any(|(service, plan)| {
+                    !service.check_only
+                        && service.group.as_deref().unwrap_or(HOSTNAME_GROUP) == g.name
+                        && matches!(plan.decision, Decision::Replace | Decision::ReplaceOrPlaceholder)
+                })
+            })
+            .map(|g| OrderRequest { group: g.name.clone() })
+            .collect()
+    };
+    Plan { services, orders, notices }
 }
 
 fn service_notice(service: &ServiceFacts, level: Level, message: String) -> Notice {
@@ -533,11 +644,19 @@ fn describe_reasons(
             Reason::KeyMismatch => {
                 clauses.push("the private key does not belong to the certificate".to_string());
             }
-            Reason::Expired => cert_predicates.push(format!(
-                "expired {} ago (on {})",
-                format_duration(now - i128::from(cert.not_after)),
-                format_time(cert.not_after.into())
-            )),
+            Reason::Expired => cert_predicates.push(match intermediate_expiring_first(cert) {
+                Some(e) if now < i128::from(cert.not_after) => format!(
+                    "is served with an intermediate certificate ({}) that expired {} ago (on {})",
+                    e.subject,
+                    format_duration(now - i128::from(e.not_after)),
+                    format_time(e.not_after.into())
+                ),
+                _ => format!(
+                    "expired {} ago (on {})",
+                    format_duration(now - i128::from(cert.not_after)),
+                    format_time(cert.not_after.into())
+                ),
+            }),
             Reason::NotYetValid => {
                 cert_predicates.push(format!("is not valid before {}", format_time(cert.not_before.into())))
             }
@@ -549,11 +668,18 @@ fn describe_reasons(
                 ),
                 _ => "was revoked by its CA".to_string(),
             }),
-            Reason::WeakSignature => cert_predicates
-                .push(format!("is signed with a weak algorithm ({})", cert.signature_algorithm)),
+            Reason::WeakSignature => cert_predicates.push(match weak_signature_in_chain(cert) {
+                Some(e) if !is_weak_signature(&cert.signature_algorithm) => format!(
+                    "has an intermediate certificate ({}) signed with a weak algorithm ({})",
+                    e.subject, e.signature_algorithm
+                ),
+                _ => format!("is signed with a weak algorithm ({})", cert.signature_algorithm),
+            }),
             Reason::WeakKey => {
-                let key = &cert.public_key;
-                cert_predicates.push(match key.kind {
+                let in_chain = weak_key_in_chain(cert, params).filter(|_| !is_weak_key(cert, params));
+                let key = in_chain.map_or(&cert.public_key, |e| &e.public_key);
+                let whose = in_chain.map(|e| format!("has an intermediate certificate ({}) that ", e.subject));
+                let described = match key.kind {
                     KeyKind::Rsa => format!(
                         "has a weak key (RSA, {} bits; at least {} are required)",
                         key.bits, params.min_rsa_bits
@@ -564,22 +690,39 @@ fn describe_reasons(
                         key.bits,
                         key.curve.as_deref().map(|curve| format!(", {curve}")).unwrap_or_default()
                     ),
+                };
+                cert_predicates.push(match whose {
+                    Some(whose) => format!("{whose}{described}"),
+                    None => described,
                 });
             }
             Reason::SelfSigned => cert_predicates.push("is self-signed".to_string()),
-            Reason::UntrustedChain => cert_predicates.push(match &cert.chain {
-                ChainStatus::Incomplete(why) => format!("has an incomplete chain ({why})"),
-                ChainStatus::Untrusted(why) => format!("is not trusted ({why})"),
+            Reason::UntrustedChain => cert_predicates.push(match (&cert.path, &cert.chain_status) {
+                (PathStatus::Incomplete(why), _) | (_, ChainStatus::Incomplete(why)) => {
+                    format!("has an incomplete chain ({why})")
+                }
+                (PathStatus::Untrusted(why) | PathStatus::Invalid(why), _) | (_, ChainStatus::Untrusted(why)) => {
+                    format!("is not trusted ({why})")
+                }
                 _ => "is not trusted".to_string(),
             }),
             Reason::HostnameMismatch => {
                 cert_predicates.push(format!("does not cover the hostname {}", facts.hostname))
             }
-            Reason::ExpiringSoon => cert_predicates.push(format!(
-                "expires in {} (on {})",
-                format_duration(i128::from(cert.not_after) - now),
-                format_time(cert.not_after.into())
-            )),
+            Reason::ExpiringSoon => cert_predicates.push(match intermediate_expiring_first(cert) {
+                Some(e) => format!(
+                    "is served with an intermediate certificate ({}) that expires in {} (on {}), before the \
+                     certificate itself",
+                    e.subject,
+                    format_duration(i128::from(e.not_after) - now),
+                    format_time(e.not_after.into())
+                ),
+                None => format!(
+                    "expires in {} (on {})",
+                    format_duration(i128::from(cert.not_after) - now),
+                    format_time(cert.not_after.into())
+                ),
+            }),
             Reason::RenewalWindow => cert_predicates.push(
                 match cert.renewal_window.as_ref().and_then(|w| w.explanation_url.as_deref()) {
                     Some(url) => {
@@ -668,7 +811,9 @@ mod tests {
             public_key: PublicKey { kind: KeyKind::Rsa, bits: 2048, curve: None },
             signature_algorithm: "sha256WithRSAEncryption".to_string(),
             self_signed: false,
-            chain: ChainStatus::Trusted,
+            chain_status: ChainStatus::Trusted,
+            path: PathStatus::NotChecked,
+            chain: vec![],
             revocation: Revocation::Good,
             renewal_window: None,
         }
@@ -686,6 +831,8 @@ mod tests {
             key: KeyStatus::Matches,
             covers_hostname: true,
             served: vec![],
+            group: Some(HOSTNAME_GROUP.to_string()),
+            check_only: false,
         }
     }
 
@@ -696,6 +843,8 @@ mod tests {
             key: KeyStatus::NotChecked,
             covers_hostname: false,
             served: vec![],
+            group: Some(HOSTNAME_GROUP.to_string()),
+            check_only: false,
         }
     }
 
@@ -711,9 +860,14 @@ mod tests {
             disable_service_certificate_management: false,
             acme: Some(AcmeFacts {
                 directory_url: "https://acme-v02.api.letsencrypt.org/directory".to_string(),
+            }),
+            groups: vec![GroupFacts {
+                name: HOSTNAME_GROUP.to_string(),
+                names: vec![HOST.to_string()],
+                orderable: true,
                 pending_order: None,
                 next_order_not_before: None,
-            }),
+            }],
             params: vec![],
             services,
         }
@@ -749,7 +903,7 @@ mod tests {
             plan.services,
             vec![ServicePlan { service: "nginx".to_string(), decision: Decision::Keep, reasons: vec![] }]
         );
-        assert!(!plan.order_hostname_certificate);
+        assert!(plan.orders.is_empty());
         assert!(plan.notices.is_empty(), "{:?}", plan.notices);
     }
 
@@ -837,7 +991,7 @@ mod tests {
         let sp = only_plan(&plan);
         assert_eq!(sp.decision, Decision::Replace);
         assert_eq!(sp.reasons, vec![Reason::ExpiringSoon]);
-        assert!(plan.order_hostname_certificate);
+        assert!(!plan.orders.is_empty());
         let notices = service_notices(&plan, "nginx");
         assert_eq!(notices.len(), 1);
         assert_eq!(notices[0].level, Level::Info);
@@ -881,7 +1035,7 @@ mod tests {
         let plan = evaluate(&facts(vec![service("postfix", c)]));
         let sp = only_plan(&plan);
         assert_eq!(sp.decision, Decision::Replace);
-        assert!(plan.order_hostname_certificate);
+        assert!(!plan.orders.is_empty());
         let notices = service_notices(&plan, "postfix");
         assert_eq!(notices.len(), 1);
         assert_eq!(notices[0].level, Level::Warning);
@@ -939,7 +1093,7 @@ mod tests {
         let sp = only_plan(&plan);
         assert_eq!(sp.decision, Decision::ReplaceOrPlaceholder);
         assert_eq!(sp.reasons, vec![Reason::Expired]);
-        assert!(plan.order_hostname_certificate);
+        assert!(!plan.orders.is_empty());
         let notices = service_notices(&plan, "dovecot");
         assert_eq!(notices.len(), 1);
         assert_eq!(notices[0].level, Level::Error);
@@ -973,11 +1127,11 @@ mod tests {
     fn expired_or_not_yet_valid_leaf_gives_no_untrusted_chain() {
         let mut c = cert();
         c.not_after = NOW - DAY;
-        c.chain = ChainStatus::Untrusted("certificate has expired".into());
+        c.chain_status = ChainStatus::Untrusted("certificate has expired".into());
         assert_eq!(reasons_of(c), vec![Reason::Expired]);
         let mut c = cert();
         c.not_before = NOW + DAY;
-        c.chain = ChainStatus::Untrusted("certificate is not yet valid".into());
+        c.chain_status = ChainStatus::Untrusted("certificate is not yet valid".into());
         assert_eq!(reasons_of(c), vec![Reason::NotYetValid]);
     }
 
@@ -985,7 +1139,7 @@ mod tests {
     fn self_signed_without_duplicate_untrusted_chain() {
         let mut c = cert();
         c.self_signed = true;
-        c.chain = ChainStatus::Untrusted("self-signed certificate".to_string());
+        c.chain_status = ChainStatus::Untrusted("self-signed certificate".to_string());
         assert_eq!(reasons_of(c.clone()), vec![Reason::SelfSigned]);
         let plan = evaluate(&facts(vec![service("exim", c)]));
         assert_eq!(only_plan(&plan).decision, Decision::Replace);
@@ -996,11 +1150,11 @@ mod tests {
     #[test]
     fn untrusted_or_incomplete_chain() {
         let mut c = cert();
-        c.chain = ChainStatus::Untrusted("unable to get local issuer certificate".to_string());
+        c.chain_status = ChainStatus::Untrusted("unable to get local issuer certificate".to_string());
         assert_eq!(reasons_of(c.clone()), vec![Reason::UntrustedChain]);
-        c.chain = ChainStatus::Incomplete("missing intermediate R11".to_string());
+        c.chain_status = ChainStatus::Incomplete("missing intermediate R11".to_string());
         assert_eq!(reasons_of(c.clone()), vec![Reason::UntrustedChain]);
-        c.chain = ChainStatus::NotChecked;
+        c.chain_status = ChainStatus::NotChecked;
         assert_eq!(reasons_of(c), vec![]);
     }
 
@@ -1039,7 +1193,7 @@ mod tests {
         let sp = only_plan(&plan);
         assert_eq!(sp.decision, Decision::Keep);
         assert!(sp.reasons.is_empty());
-        assert!(!plan.order_hostname_certificate);
+        assert!(plan.orders.is_empty());
         assert_eq!(plan.notices.len(), 1);
         assert_eq!(plan.notices[0].level, Level::Warning);
         assert_eq!(plan.notices[0].service.as_deref(), Some("nginx"));
@@ -1116,7 +1270,7 @@ mod tests {
             let sp = only_plan(&plan);
             assert_eq!(sp.decision, Decision::ReplaceOrPlaceholder);
             assert_eq!(sp.reasons, vec![reason]);
-            assert!(plan.order_hostname_certificate);
+            assert!(!plan.orders.is_empty());
             assert_eq!(plan.notices[0].level, Level::Error);
             assert!(plan.notices[0].message.contains(text), "{}", plan.notices[0].message);
         }
@@ -1127,7 +1281,7 @@ mod tests {
         let mut c = cert_from("Let's Encrypt", 90, 10 * DAY);
         c.signature_algorithm = "sha1WithRSAEncryption".to_string();
         c.public_key.bits = 1024;
-        c.chain = ChainStatus::Incomplete("missing intermediate".to_string());
+        c.chain_status = ChainStatus::Incomplete("missing intermediate".to_string());
         c.renewal_window =
             Some(RenewalWindow { start: NOW - 2 * DAY, end: NOW - DAY, explanation_url: None });
         let mut svc = service("nginx", c);
@@ -1212,7 +1366,7 @@ mod tests {
                 expected.push(Reason::HostnameNotOnThisServer);
             }
             assert_eq!(sp.reasons, expected, "{cause:?}");
-            assert!(!plan.order_hostname_certificate);
+            assert!(plan.orders.is_empty());
             assert_eq!(plan.notices.len(), 1);
             assert_eq!(plan.notices[0].level, Level::Warning);
             let message = &plan.notices[0].message;
@@ -1241,7 +1395,7 @@ mod tests {
             // A healthy certificate stays as it is, without the ineligibility reason.
             assert_eq!(plan.services[1].decision, Decision::Keep);
             assert!(plan.services[1].reasons.is_empty());
-            assert!(!plan.order_hostname_certificate);
+            assert!(plan.orders.is_empty());
             assert_eq!(plan.notices.len(), 1);
             assert_eq!(plan.notices[0].level, Level::Error);
             assert!(plan.notices[0].message.contains(text));
@@ -1288,7 +1442,7 @@ mod tests {
         assert_eq!(why_not_order(&f), None);
         let plan = evaluate(&f);
         assert_eq!(only_plan(&plan).decision, Decision::Replace);
-        assert!(plan.order_hostname_certificate);
+        assert!(!plan.orders.is_empty());
     }
 
     #[test]
@@ -1299,7 +1453,7 @@ mod tests {
         ]);
         f.disable_auto_hostname_certificate = true;
         let plan = evaluate(&f);
-        assert!(!plan.order_hostname_certificate);
+        assert!(plan.orders.is_empty());
         assert_eq!(plan.services[0].decision, Decision::Placeholder);
         assert_eq!(plan.services[1].decision, Decision::Keep);
         assert_eq!(plan.services[1].reasons, vec![Reason::ExpiringSoon]);
@@ -1309,16 +1463,198 @@ mod tests {
     fn pending_order_and_back_off_do_not_change_the_answer() {
         let base = facts(vec![service("nginx", cert_from("Let's Encrypt", 90, DAY))]);
         let mut f = base.clone();
-        if let Some(acme) = f.acme.as_mut() {
-            acme.pending_order = Some(crate::types::PendingOrder {
-                url: "https://acme.example/order/1".to_string(),
-                created: NOW - 3600,
-                names: vec![HOST.to_string()],
-                status: "processing".to_string(),
-            });
-            acme.next_order_not_before = Some(NOW + DAY);
-        }
+        f.groups[0].pending_order = Some(crate::types::PendingOrder {
+            url: "https://acme.example/order/1".to_string(),
+            created: NOW - 3600,
+            names: vec![HOST.to_string()],
+            status: "processing".to_string(),
+        });
+        f.groups[0].next_order_not_before = Some(NOW + DAY);
         assert_eq!(evaluate(&f), evaluate(&base));
+    }
+
+    // ---- the chain (contract 0.2.0) -----------------------------------------------------------
+
+    /// A served intermediate: RSA 2048, SHA-256-signed, valid long after the leaf.
+    fn intermediate() -> ChainElement {
+        ChainElement {
+            subject: "CN=Intermediate, O=Example CA".to_string(),
+            issuer: "CN=Root, O=Example CA".to_string(),
+            serial: "01".to_string(),
+            sha256_fingerprint: FINGERPRINT.to_string(),
+            not_before: NOW - 400 * DAY,
+            not_after: NOW + 1000 * DAY,
+            public_key: PublicKey { kind: KeyKind::Rsa, bits: 2048, curve: None },
+            signature_algorithm: "sha256WithRSAEncryption".to_string(),
+            is_ca: true,
+            self_signed: false,
+            source: ChainSource::File,
+        }
+    }
+
+    fn root() -> ChainElement {
+        ChainElement {
+            subject: "CN=Root, O=Example CA".to_string(),
+            issuer: "CN=Root, O=Example CA".to_string(),
+            self_signed: true,
+            source: ChainSource::TrustStore,
+            ..intermediate()
+        }
+    }
+
+    fn with_chain(chain: Vec<ChainElement>) -> Certificate {
+        let mut c = cert();
+        c.path = PathStatus::Valid;
+        c.chain = chain;
+        c
+    }
+
+    #[test]
+    fn a_sound_chain_adds_nothing() {
+        assert_eq!(reasons_of(with_chain(vec![intermediate(), root()])), Vec::<Reason>::new());
+    }
+
+    #[test]
+    fn an_intermediate_signed_with_sha1_or_md5_is_a_weak_signature() {
+        for weak in ["sha1WithRSAEncryption", "md5WithRSAEncryption", "ecdsa-with-SHA1"] {
+            let mut int = intermediate();
+            int.signature_algorithm = weak.to_string();
+            let plan = evaluate(&facts(vec![service("nginx", with_chain(vec![int, root()]))]));
+            assert_eq!(only_plan(&plan).decision, Decision::Replace, "{weak}");
+            assert_eq!(only_plan(&plan).reasons, vec![Reason::WeakSignature], "{weak}");
+            assert!(
+                service_notices(&plan, "nginx")[0].message.contains(&format!(
+                    "has an intermediate certificate (CN=Intermediate, O=Example CA) signed with a weak \
+                     algorithm ({weak})"
+                )),
+                "{plan:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_roots_own_sha1_self_signature_is_not_weak() {
+        let mut r = root();
+        r.signature_algorithm = "sha1WithRSAEncryption".to_string();
+        assert_eq!(reasons_of(with_chain(vec![intermediate(), r])), Vec::<Reason>::new());
+    }
+
+    #[test]
+    fn a_weak_key_anywhere_in_the_chain_is_a_weak_key() {
+        let mut int = intermediate();
+        int.public_key.bits = 1024;
+        assert_eq!(reasons_of(with_chain(vec![int, root()])), vec![Reason::WeakKey]);
+        let mut r = root();
+        r.public_key = PublicKey { kind: KeyKind::Dsa, bits: 2048, curve: None };
+        assert_eq!(reasons_of(with_chain(vec![intermediate(), r])), vec![Reason::WeakKey]);
+    }
+
+    #[test]
+    fn an_intermediate_expiring_before_the_leaf_sets_the_expiry() {
+        // The leaf has 60 days left; its served intermediate 2 days: the certificate stops
+        // working in 2 days.
+        let mut int = intermediate();
+        int.not_after = NOW + 2 * DAY;
+        let c = with_chain(vec![int.clone(), root()]);
+        assert_eq!(effective_not_after(&c), NOW + 2 * DAY);
+        let plan = evaluate(&facts(vec![service("nginx", c)]));
+        assert_eq!(only_plan(&plan).reasons, vec![Reason::ExpiringSoon]);
+        assert!(service_notices(&plan, "nginx")[0].message.contains("intermediate certificate"), "{plan:?}");
+        // Expired: unusable.
+        int.not_after = NOW - 1;
+        let mut c = with_chain(vec![int, root()]);
+        c.path = PathStatus::Invalid("certificate has expired (chain depth 1)".to_string());
+        assert_eq!(reasons_of(c), vec![Reason::Expired]);
+        // A root from the trust store that expires first is not served: the leaf's date counts.
+        let mut r = root();
+        r.not_after = NOW + DAY;
+        assert_eq!(reasons_of(with_chain(vec![intermediate(), r])), Vec::<Reason>::new());
+    }
+
+    #[test]
+    fn the_path_verdict_decides_the_chain_without_the_leafs_dates() {
+        let mut c = with_chain(vec![]);
+        c.path = PathStatus::Incomplete("the issuer of CN=host is missing".to_string());
+        assert_eq!(reasons_of(c.clone()), vec![Reason::UntrustedChain]);
+        // An expired leaf on a broken path: both are said (0.1.0 hid the second).
+        c.not_after = NOW - 1;
+        c.chain_status = ChainStatus::Untrusted("certificate has expired".to_string());
+        assert_eq!(reasons_of(c.clone()), vec![Reason::Expired, Reason::UntrustedChain]);
+        // An expired leaf on a valid path: only expired.
+        c.path = PathStatus::Valid;
+        assert_eq!(reasons_of(c), vec![Reason::Expired]);
+    }
+
+    // ---- certificate groups and check-only services (contract 0.2.0) ----------------------------
+
+    fn in_group(mut s: ServiceFacts, group: &str) -> ServiceFacts {
+        s.group = Some(group.to_string());
+        s
+    }
+
+    fn shop_group(orderable: bool) -> GroupFacts {
+        GroupFacts {
+            name: "shop".to_string(),
+            names: vec!["shop.example.com".to_string(), "www.shop.example.com".to_string()],
+            orderable,
+            pending_order: None,
+            next_order_not_before: None,
+        }
+    }
+
+    #[test]
+    fn each_group_with_a_service_to_replace_is_ordered_once() {
+        let expiring = || cert_from("Let's Encrypt", 90, DAY);
+        let mut f = facts(vec![
+            service("dovecot", cert()),
+            in_group(service("shop-nginx", expiring()), "shop"),
+            in_group(service("shop-apache", expiring()), "shop"),
+        ]);
+        f.groups.push(shop_group(true));
+        let plan = evaluate(&f);
+        assert_eq!(plan.orders, vec![OrderRequest { group: "shop".to_string() }]);
+        assert!(service_notices(&plan, "shop-nginx")[0].message.contains("A new certificate for shop.example.com"));
+        f.services[0] = service("dovecot", expiring());
+        let plan = evaluate(&f);
+        let groups: Vec<&str> = plan.orders.iter().map(|o| o.group.as_str()).collect();
+        assert_eq!(groups, ["hostname", "shop"]);
+    }
+
+    #[test]
+    fn the_hostname_switch_only_stops_the_hostname_group() {
+        let expired = || cert_from("Let's Encrypt", 90, -DAY);
+        let mut f = facts(vec![service("dovecot", expired()), in_group(service("shop", expired()), "shop")]);
+        f.groups.push(shop_group(true));
+        f.disable_auto_hostname_certificate = true;
+        let plan = evaluate(&f);
+        assert_eq!(plan.orders, vec![OrderRequest { group: "shop".to_string() }]);
+        assert_eq!(plan.services[0].decision, Decision::Placeholder);
+        assert_eq!(plan.services[1].decision, Decision::ReplaceOrPlaceholder);
+    }
+
+    #[test]
+    fn a_group_the_ca_cannot_issue_for_gets_no_order() {
+        let mut f = facts(vec![in_group(service("intranet", cert_from("Let's Encrypt", 90, -DAY)), "shop")]);
+        f.groups.push(shop_group(false));
+        let plan = evaluate(&f);
+        assert!(plan.orders.is_empty());
+        assert_eq!(only_plan(&plan).decision, Decision::Placeholder);
+        assert!(service_notices(&plan, "intranet")[0].message.contains("cannot issue for the group's names"));
+    }
+
+    #[test]
+    fn a_check_only_service_is_kept_and_reported_never_ordered_for() {
+        let mut s = service("balancer", cert_from("Let's Encrypt", 90, -DAY));
+        s.check_only = true;
+        s.group = None;
+        s.key = KeyStatus::NotChecked;
+        let plan = evaluate(&facts(vec![s]));
+        assert_eq!(only_plan(&plan).decision, Decision::Keep);
+        assert_eq!(only_plan(&plan).reasons, vec![Reason::Expired]);
+        assert!(plan.orders.is_empty());
+        let notices = service_notices(&plan, "balancer");
+        assert_eq!(notices[0].level, Level::Error);
+        assert!(notices[0].message.contains("check-only"), "{notices:?}");
     }
 
     // ---- management disabled ----------------------------------------------------------------
@@ -1347,7 +1683,7 @@ mod tests {
         // Ineligible as well: that must not add hostname-not-on-this-server here.
         f.hostname_is_fqdn = false;
         let plan = evaluate(&f);
-        assert!(!plan.order_hostname_certificate);
+        assert!(plan.orders.is_empty());
         let decisions: Vec<_> = plan.services.iter().map(|s| s.decision).collect();
         assert_eq!(decisions, vec![Decision::Keep; 7]);
         let reasons: Vec<_> = plan.services.iter().map(|s| s.reasons.clone()).collect();
@@ -1412,7 +1748,7 @@ mod tests {
         assert_eq!(reasons_of(c.clone()), vec![Reason::RenewalWindow]);
         let plan = evaluate(&facts(vec![service("nginx", c.clone())]));
         assert_eq!(only_plan(&plan).decision, Decision::Replace);
-        assert!(plan.order_hostname_certificate);
+        assert!(!plan.orders.is_empty());
         assert_eq!(plan.notices[0].level, Level::Info);
         assert!(plan.notices[0].message.contains("https://letsencrypt.org/incident/1"));
         // One second before the point: nothing.
@@ -1528,21 +1864,21 @@ mod tests {
                 endpoint: "127.0.0.1:993".to_string(),
                 sha256_fingerprint: Some(FINGERPRINT.to_string()),
                 matches_installed: true,
-                chain: ChainStatus::Trusted,
+                chain_status: ChainStatus::Trusted,
                 error: None,
             },
             ServedEndpoint {
                 endpoint: "127.0.0.1:995".to_string(),
                 sha256_fingerprint: Some("cd".repeat(32)),
                 matches_installed: false,
-                chain: ChainStatus::Trusted,
+                chain_status: ChainStatus::Trusted,
                 error: None,
             },
             ServedEndpoint {
                 endpoint: "127.0.0.1:143".to_string(),
                 sha256_fingerprint: None,
                 matches_installed: false,
-                chain: ChainStatus::NotChecked,
+                chain_status: ChainStatus::NotChecked,
                 error: Some("STARTTLS refused".to_string()),
             },
         ];
@@ -1550,7 +1886,7 @@ mod tests {
         let sp = only_plan(&plan);
         assert_eq!(sp.decision, Decision::Keep);
         assert!(sp.reasons.is_empty());
-        assert!(!plan.order_hostname_certificate);
+        assert!(plan.orders.is_empty());
         assert_eq!(plan.notices.len(), 2);
         assert!(plan.notices.iter().all(|n| n.level == Level::Warning));
         assert!(plan.notices[0].message.contains("127.0.0.1:995"));
@@ -1585,7 +1921,7 @@ mod tests {
         );
         let notice_services: Vec<_> = plan.notices.iter().map(|n| n.service.as_deref()).collect();
         assert_eq!(notice_services, vec![Some("alpha"), Some("mu"), Some("beta")]);
-        assert!(plan.order_hostname_certificate);
+        assert!(!plan.orders.is_empty());
     }
 
     #[test]
@@ -1614,7 +1950,7 @@ mod tests {
     fn no_services_gives_an_empty_plan() {
         let plan = evaluate(&facts(vec![]));
         assert!(plan.services.is_empty());
-        assert!(!plan.order_hostname_certificate);
+        assert!(plan.orders.is_empty());
         assert!(plan.notices.is_empty());
     }
 

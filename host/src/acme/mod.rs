@@ -32,7 +32,7 @@ use std::path::PathBuf;
 use crate::actions::placeholder::Material;
 use crate::config::Config;
 use crate::config::acme::AcmeConfig;
-use crate::facts::model::{AcmeFacts, PendingOrder};
+use crate::facts::model::{AcmeFacts, GroupFacts, PendingOrder};
 use crate::plan::model::{Level, Notice};
 
 pub use errors::{AcmeError, ProblemDocument};
@@ -160,14 +160,46 @@ pub fn setup_fingerprint(acme: &AcmeConfig, names: &[String]) -> String {
     hex::encode(&openssl::sha::sha256(text.as_bytes())[..8])
 }
 
-/// `host-facts.acme`: `None` without `[acme]`. Reads the state directory only (never the CA),
-/// so it is the same in a dry run. Problems reading the state become notices.
-pub fn facts(config: &Config, now: i64) -> (Option<AcmeFacts>, Vec<String>) {
+/// `host-facts.acme` (`None` without `[acme]`) and `host-facts.groups`, the "hostname" group
+/// first. Reads the state directories only (never the CA), so it is the same in a dry run.
+/// Problems reading the state become notices.
+pub fn facts(config: &Config, now: i64) -> (Option<AcmeFacts>, Vec<GroupFacts>, Vec<String>) {
+    let mut notices = Vec::new();
+    let mut groups = Vec::with_capacity(config.groups.len());
+    for group in &config.groups {
+        let scoped = config.for_group(&group.name);
+        let (names, orderable, pending, next) = match scoped.as_ref().and_then(|s| Some((s, s.acme.as_ref()?))) {
+            Some((scoped, acme)) => {
+                let names = order_names(scoped, acme);
+                let orderable = names.iter().all(|n| hostname_orderable(acme, n));
+                let (pending, next, mut problems) = group_state(scoped, now);
+                notices.extend(problems.drain(..).map(|p| format!("certificate group {}: {p}", group.name)));
+                (names, orderable, pending, next)
+            }
+            _ => {
+                let names: Vec<String> = if group.name == crate::config::HOSTNAME_GROUP {
+                    std::iter::once(config.hostname.to_ascii_lowercase()).chain(group.names.iter().cloned()).collect()
+                } else {
+                    group.names.clone()
+                };
+                let orderable = names.iter().all(|n| crate::facts::hostname_is_fqdn(n));
+                (names, orderable, None, None)
+            }
+        };
+        groups.push(GroupFacts { name: group.name.clone(), names, orderable, pending_order: pending, next_order_not_before: next });
+    }
+    let acme = config.acme.as_ref().map(|a| AcmeFacts { directory_url: a.directory_url.clone() });
+    (acme, groups, notices)
+}
+
+/// The pending order and the next time a new order may be opened, of the group whose
+/// configuration ([`Config::for_group`]) this is.
+fn group_state(config: &Config, now: i64) -> (Option<PendingOrder>, Option<i64>, Vec<String>) {
     let Some(acme) = &config.acme else {
-        return (None, Vec::new());
+        return (None, None, Vec::new());
     };
     let mut notices = Vec::new();
-    let state = StateDir::at(&config.state_dir);
+    let state = StateDir::at(&config.state_dir).sharing_accounts(acme.accounts_dir.as_deref());
     let pending = match state.pending() {
         Ok(p) => p.filter(|p| p.directory_url == acme.directory_url),
         Err(e) => {
@@ -185,17 +217,8 @@ pub fn facts(config: &Config, now: i64) -> (Option<AcmeFacts>, Vec<String>) {
             None
         }
     };
-    let facts = AcmeFacts {
-        directory_url: acme.directory_url.clone(),
-        pending_order: pending.map(|p| PendingOrder {
-            url: p.url,
-            created: p.created,
-            names: p.names,
-            status: p.status,
-        }),
-        next_order_not_before,
-    };
-    (Some(facts), notices)
+    let pending = pending.map(|p| PendingOrder { url: p.url, created: p.created, names: p.names, status: p.status });
+    (pending, next_order_not_before, notices)
 }
 
 /// What a dry run says instead of ordering.
@@ -210,17 +233,13 @@ pub fn planned(config: &Config, now: i64) -> StepReport {
         };
     };
     let names = order_names(config, acme);
-    let (facts, _) = facts(config, now);
-    let facts = facts.unwrap_or(AcmeFacts {
-        directory_url: acme.directory_url.clone(),
-        pending_order: None,
-        next_order_not_before: None,
-    });
-    let reusable = match facts.pending_order {
-        None => reuse::find(config, acme, &StateDir::at(&config.state_dir), &names, now),
+    let (pending_order, next_order_not_before, _) = group_state(config, now);
+    let state = StateDir::at(&config.state_dir).sharing_accounts(acme.accounts_dir.as_deref());
+    let reusable = match pending_order {
+        None => reuse::find(config, acme, &state, &names, now),
         Some(_) => None,
     };
-    let reason = match (&facts.pending_order, facts.next_order_not_before) {
+    let reason = match (&pending_order, next_order_not_before) {
         (None, _) if let Some(found) = &reusable => format!(
             "dry run: would install the certificate issued at {} (order {}), kept in {}, instead of ordering",
             crate::time::utc_seconds(found.record.issued_at),
@@ -267,7 +286,7 @@ pub fn order(config: &Config, options: &StepOptions, now: i64) -> StepReport {
         StepReport { outcome: Outcome::Failed { error }, notices }
     };
     let state = match StateDir::open(&config.state_dir) {
-        Ok(s) => s,
+        Ok(s) => s.sharing_accounts(acme.accounts_dir.as_deref()),
         Err(e) => return failed(e, notices),
     };
     let names = order_names(config, acme);
@@ -847,11 +866,13 @@ mod tests {
             tmp.path().join("state").display()
         );
         let config = crate::config::from_str(&text, Path::new("/etc/c.toml")).expect("config");
-        let (first, notices) = super::facts(&config, 1_000);
+        let (acme, groups, notices) = super::facts(&config, 1_000);
         assert!(notices.is_empty(), "{notices:?}");
-        let first = first.expect("acme facts");
-        assert_eq!(first.directory_url, "https://ca.example.com/dir");
-        assert_eq!((first.pending_order, first.next_order_not_before), (None, None));
+        assert_eq!(acme.expect("acme facts").directory_url, "https://ca.example.com/dir");
+        assert_eq!(groups.len(), 1, "the hostname group alone");
+        let first = &groups[0];
+        assert_eq!((first.name.as_str(), first.names.as_slice()), ("hostname", ["host.example.com".to_string()].as_slice()));
+        assert_eq!((&first.pending_order, first.next_order_not_before), (&None, None));
         assert!(!tmp.path().join("state").exists(), "reading facts creates nothing");
 
         let state = StateDir::open(&config.state_dir).expect("open");
@@ -874,7 +895,7 @@ mod tests {
         let acme = config.acme.as_ref().expect("acme");
         limits.failed("rate limited", &setup_fingerprint(acme, &order_names(&config, acme)), 1_000);
         state.save_limits(&limits).expect("limits");
-        let second = super::facts(&config, 1_000).0.expect("acme facts");
+        let second = super::facts(&config, 1_000).1.remove(0);
         let pending = second.pending_order.expect("pending");
         assert_eq!(
             (pending.url.as_str(), pending.status.as_str(), pending.created),

@@ -49,6 +49,9 @@ pub const DAY_SECS: i64 = 86_400;
 #[derive(Debug, Clone)]
 pub struct StateDir {
     dir: PathBuf,
+    /// Where the accounts are, when not in `dir/accounts` (a certificate group's state shares
+    /// the main one's: [`StateDir::sharing_accounts`]).
+    accounts: Option<PathBuf>,
 }
 
 /// An order opened in an earlier run that the CA has not finished.
@@ -371,12 +374,18 @@ impl StateDir {
     pub fn open(state_dir: &Path) -> Result<StateDir, AcmeError> {
         let dir = state_dir.join(ACME_DIR);
         create_private_dir(&dir, true).map_err(|(p, e)| err(&p, "create the directory", e))?;
-        Ok(StateDir { dir })
+        Ok(StateDir { dir, accounts: None })
     }
 
     /// `<state_dir>/acme`, not created (for reading facts in a dry run).
     pub fn at(state_dir: &Path) -> StateDir {
-        StateDir { dir: state_dir.join(ACME_DIR) }
+        StateDir { dir: state_dir.join(ACME_DIR), accounts: None }
+    }
+
+    /// The same state, with the accounts kept in `accounts` when given (`acme.accounts_dir`).
+    pub fn sharing_accounts(mut self, accounts: Option<&Path>) -> StateDir {
+        self.accounts = accounts.map(Path::to_owned);
+        self
     }
 
     /// The directory.
@@ -414,7 +423,8 @@ impl StateDir {
     /// The account file for a CA.
     pub fn account_path(&self, directory_url: &str) -> PathBuf {
         let digest = openssl::sha::sha256(directory_url.as_bytes());
-        self.dir.join("accounts").join(format!("{}.json", hex::encode(&digest[..8])))
+        let dir = self.accounts.clone().unwrap_or_else(|| self.dir.join("accounts"));
+        dir.join(format!("{}.json", hex::encode(&digest[..8])))
     }
 
     /// The stored account for a CA (its JSON, with the private key).

@@ -102,6 +102,11 @@ pub struct RunArgs {
     /// over [metrics] textfile). Only changing runs write metrics
     #[arg(long, value_name = "PATH", conflicts_with = "dry_run")]
     pub metrics_file: Option<PathBuf>,
+    /// Evaluate as of TIME instead of now — facts, chain verification and policy ("what needs
+    /// replacing in 30 days?"): RFC 3339 (2027-01-31T00:00:00Z) or +30d, +12h, -1h from now.
+    /// Dry runs only
+    #[arg(long, value_name = "TIME", requires = "dry_run", allow_hyphen_values = true)]
+    pub at: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

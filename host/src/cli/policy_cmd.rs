@@ -88,7 +88,14 @@ fn eval(runtime: &Runtime, path: Option<&Path>, facts_path: &Path) -> i32 {
             for line in &evaluation.logs {
                 eprintln!("policy log [{:?}]: {}", line.level, line.message);
             }
-            match serde_json::to_string_pretty(&evaluation.plan) {
+            // In the module's own contract's terms: a 0.1.0 module's plan as 0.1.0 spells it.
+            let json = match module.version {
+                crate::policy::ContractVersion::V0_1_0 => serde_json::to_string_pretty(
+                    &crate::policy::contract::since_v0_1_0::PlanV0_1_0::from(&evaluation.plan),
+                ),
+                _ => serde_json::to_string_pretty(&evaluation.plan),
+            };
+            match json {
                 Ok(json) => {
                     say!("{json}");
                     exit::OK
@@ -125,7 +132,7 @@ fn test(
         }
     };
     let suites = match vectors {
-        Some(dir) => conformance::load_dir(dir),
+        Some(dir) => conformance::load_dir(dir, module.version),
         None => conformance::builtin_suites(module.version, suite),
     };
     let suites = match suites {

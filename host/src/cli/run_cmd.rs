@@ -14,6 +14,13 @@ fn config_path(args: &RunArgs) -> PathBuf {
 
 /// The main run; returns the exit code.
 pub fn run(args: &RunArgs) -> i32 {
+    let at = match args.at.as_deref().map(|t| crate::time::parse_at(t, crate::time::unix_now())).transpose() {
+        Ok(at) => at,
+        Err(message) => {
+            eprintln!("checkallsslcerts: --at: {message}");
+            return exit::USAGE;
+        }
+    };
     let options = RunOptions {
         dry_run: args.dry_run,
         policy: args.policy.clone(),
@@ -24,6 +31,7 @@ pub fn run(args: &RunArgs) -> i32 {
         // The progress bar goes to stderr, only for a person watching the plain report.
         progress: std::io::stdout().is_terminal() && !args.quiet && !args.json,
         metrics_file: args.metrics_file.clone(),
+        at,
     };
     let report = match pipeline::run(&config_path(args), &options) {
         Ok(report) => report,

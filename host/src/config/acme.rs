@@ -112,6 +112,10 @@ pub struct AcmeConfig {
     /// `keep-issued-days`: certificates beyond `keep-issued` are pruned (with their keys) once
     /// they were issued this long ago.
     pub keep_issued_for: Duration,
+    /// Where the ACME accounts are kept, when not in this state directory's `acme/accounts`:
+    /// set for a certificate group's own state (`Config::for_group`), which shares the
+    /// accounts of the main one. Not read from the file.
+    pub accounts_dir: Option<PathBuf>,
 }
 
 /// External account binding.
@@ -486,6 +490,7 @@ pub(super) fn resolve(
         public,
         keep_issued: keep_issued?,
         keep_issued_for: keep_issued_for?,
+        accounts_dir: None,
     })
 }
 

@@ -84,12 +84,98 @@ pub struct Config {
     pub network: network::NetworkConfig,
     /// `[[service]]`, in file order.
     pub services: Vec<ServiceConfig>,
+    /// `[[certificate]]`: the certificate groups, the "hostname" group first (always there).
+    pub groups: Vec<CertificateGroup>,
     /// Problems that do not stop the tool (e.g. a key mode that lets the group write), to be
     /// shown to the admin.
     pub warnings: Vec<Problem>,
 }
 
+/// `[[certificate]]`: one certificate, with its own key and names, for the services that name it
+/// in `certificate-group`. The "hostname" group exists without a table: the server's hostname
+/// (plus `acme.extra-names`), for every service that names no group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateGroup {
+    /// `name`: `[a-z0-9][a-z0-9-]*`, at most 63 characters; "hostname" configures that group.
+    pub name: String,
+    /// `names`: the DNS names the certificate is for, main name first (for "hostname": names
+    /// added to the hostname, like `acme.extra-names`). The group's services' `names` are added.
+    pub names: Vec<String>,
+    /// `key`: the key type of this group's certificates; `None`: `[acme] key`.
+    pub key: Option<types::KeyAlgorithm>,
+}
+
+impl CertificateGroup {
+    /// The "hostname" group as a configuration without `[[certificate]]` has it.
+    pub fn hostname_default() -> CertificateGroup {
+        CertificateGroup { name: HOSTNAME_GROUP.to_string(), names: Vec::new(), key: None }
+    }
+}
+
+/// The name of the hostname's certificate group.
+pub use crate::facts::model::HOSTNAME_GROUP;
+
 impl Config {
+    /// The certificate group named `name`.
+    pub fn group(&self, name: &str) -> Option<&CertificateGroup> {
+        self.groups.iter().find(|g| g.name == name)
+    }
+
+    /// The configuration as the ACME step sees it for one group: the group's services only (not
+    /// check-only ones); for a group other than "hostname", its main name in place of the
+    /// hostname, its other names as `extra-names`, and its own state directory
+    /// (`<state-dir>/groups/<name>`: pending order, back-off, issued certificates) sharing the
+    /// ACME accounts of the main one. `None` without `[acme]` or for an unknown group.
+    pub fn for_group(&self, name: &str) -> Option<Config> {
+        let group = self.group(name)?;
+        let mut acme = self.acme.clone()?;
+        if let Some(key) = group.key {
+            acme.key = key;
+        }
+        let mut config = Config {
+            services: self
+                .services
+                .iter()
+                .filter(|s| !s.check_only && s.certificate_group == name)
+                .cloned()
+                .collect(),
+            groups: vec![group.clone()],
+            ..self.clone_without_services()
+        };
+        if name == HOSTNAME_GROUP {
+            acme.extra_names.extend(group.names.iter().cloned());
+        } else {
+            let (main, rest) = group.names.split_first()?;
+            config.hostname = main.clone();
+            acme.extra_names = rest.to_vec();
+            config.state_dir = self.state_dir.join("groups").join(name);
+            acme.accounts_dir = Some(self.state_dir.join("acme").join("accounts"));
+        }
+        config.acme = Some(acme);
+        Some(config)
+    }
+
+    fn clone_without_services(&self) -> Config {
+        Config {
+            path: self.path.clone(),
+            hostname: self.hostname.clone(),
+            main_ips: self.main_ips.clone(),
+            state_dir: self.state_dir.clone(),
+            policy: self.policy.clone(),
+            trust: self.trust.clone(),
+            placeholder: self.placeholder.clone(),
+            backups: self.backups.clone(),
+            mail: self.mail.clone(),
+            metrics: self.metrics.clone(),
+            acme: self.acme.clone(),
+            probe: self.probe.clone(),
+            network: self.network.clone(),
+            services: Vec::new(),
+            groups: Vec::new(),
+            warnings: Vec::new(),
+        }
+    }
+
     /// The service with this name (a scan: for one look-up; see [`Config::services_by_name`]).
     pub fn service(&self, name: &str) -> Option<&ServiceConfig> {
         self.services.iter().find(|s| s.name == name)
@@ -200,6 +286,12 @@ pub struct ServiceConfig {
     pub reload_timeout: Duration,
     /// `probe`: live endpoints that serve this certificate.
     pub probe: Vec<probe::ProbeEndpoint>,
+    /// `certificate-group`: the `[[certificate]]` group whose certificate this service gets;
+    /// default "hostname".
+    pub certificate_group: String,
+    /// `check-only`: the certificate is checked and reported, never replaced (its key lives
+    /// elsewhere: a load balancer's, an appliance's); `key` is then optional and not read.
+    pub check_only: bool,
 }
 
 impl ServiceConfig {
@@ -221,6 +313,8 @@ impl ServiceConfig {
             reload: Vec::new(),
             reload_timeout: DEFAULT_RELOAD_TIMEOUT,
             probe: Vec::new(),
+            certificate_group: HOSTNAME_GROUP.to_string(),
+            check_only: false,
         }
     }
 

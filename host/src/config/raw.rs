@@ -38,6 +38,17 @@ pub(super) struct RawConfig {
     pub probe: super::probe::RawProbeSettings,
     #[serde(default, rename = "service")]
     pub services: Vec<Spanned<RawService>>,
+    #[serde(default, rename = "certificate")]
+    pub certificates: Vec<Spanned<RawCertificateGroup>>,
+}
+
+/// `[[certificate]]`: a certificate group.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct RawCertificateGroup {
+    pub name: Option<Spanned<String>>,
+    pub names: Option<Vec<Spanned<String>>>,
+    pub key: Option<KeyAlgorithm>,
 }
 
 /// `[policy]`.
@@ -168,6 +179,8 @@ pub(super) struct RawService {
     pub reload_timeout: Option<Spanned<i64>>,
     /// Live endpoints to probe: see `probe.rs`.
     pub probe: Option<super::probe::RawEndpoints>,
+    pub certificate_group: Option<Spanned<String>>,
+    pub check_only: Option<bool>,
 }
 
 /// `reload`: one argv (`["systemctl", "reload", "nginx"]`), or a list of argvs run in order

@@ -12,10 +12,11 @@ use toml::Spanned;
 
 use super::errors::{ConfigError, Problem, line_col};
 use super::names::{is_dns_name, is_dns_name_or_wildcard};
-use super::raw::{RawConfig, RawService, StringOrInteger};
+use super::raw::{RawCertificateGroup, RawConfig, RawService, StringOrInteger};
 use super::types::Layout;
 use super::{
-    Config, DEFAULT_RELOAD_TIMEOUT, DEFAULT_STATE_DIR, PlaceholderConfig, PolicyConfig, ServiceConfig,
+    CertificateGroup, Config, DEFAULT_RELOAD_TIMEOUT, DEFAULT_STATE_DIR, HOSTNAME_GROUP, PlaceholderConfig,
+    PolicyConfig, ServiceConfig,
     TrustConfig,
 };
 
@@ -210,6 +211,7 @@ impl Resolver<'_> {
             self.error(Some(span), None, key, message)
         });
         let services = self.services(&raw.services);
+        let groups = self.groups(&raw.certificates, &services);
 
         if self.errors.is_empty() {
             Ok(Config {
@@ -227,6 +229,7 @@ impl Resolver<'_> {
                 probe,
                 network,
                 services,
+                groups,
                 warnings: self.warnings,
             })
         } else {
@@ -322,6 +325,94 @@ impl Resolver<'_> {
         placeholder
     }
 
+    /// `[[certificate]]`: the groups, the "hostname" group first (configured or not). Every
+    /// service's `certificate-group` must name one.
+    fn groups(&mut self, raw: &[Spanned<RawCertificateGroup>], services: &[ServiceConfig]) -> Vec<CertificateGroup> {
+        let mut groups = vec![CertificateGroup::hostname_default()];
+        let mut seen = std::collections::HashSet::new();
+        for (index, table) in raw.iter().enumerate() {
+            let label = format!("certificate #{}", index + 1);
+            let raw = table.get_ref();
+            let Some(name) = &raw.name else {
+                self.error(Some(table.span()), None, &label, "every [[certificate]] needs a name".into());
+                continue;
+            };
+            let valid = name.get_ref().len() <= 63
+                && name.get_ref().starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+                && name.get_ref().chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+            if !valid {
+                self.error(
+                    Some(name.span()),
+                    None,
+                    "certificate.name",
+                    format!(
+                        "{:?} is not a valid certificate group name: 1 to 63 lower-case letters, digits or '-', \
+                         starting with a letter or digit",
+                        name.get_ref()
+                    ),
+                );
+                continue;
+            }
+            let is_hostname = name.get_ref() == HOSTNAME_GROUP;
+            if !seen.insert(name.get_ref().clone()) {
+                self.error(
+                    Some(name.span()),
+                    None,
+                    "certificate.name",
+                    format!("certificate group {:?} is defined twice", name.get_ref()),
+                );
+                continue;
+            }
+            let mut names = Vec::new();
+            for n in raw.names.iter().flatten() {
+                let lower = n.get_ref().trim_end_matches('.').to_ascii_lowercase();
+                if !is_dns_name_or_wildcard(&lower) || lower.parse::<IpAddr>().is_ok() {
+                    self.error(
+                        Some(n.span()),
+                        None,
+                        "certificate.names",
+                        format!("{:?} is not a valid DNS name (a leading \"*.\" wildcard is allowed)", n.get_ref()),
+                    );
+                } else if !names.contains(&lower) {
+                    names.push(lower);
+                }
+            }
+            if names.is_empty() && !is_hostname {
+                self.error(
+                    Some(table.span()),
+                    None,
+                    "certificate.names",
+                    format!(
+                        "certificate group {:?} needs names: the DNS names its certificate is for, the main one first",
+                        name.get_ref()
+                    ),
+                );
+                continue;
+            }
+            let group = CertificateGroup { name: name.get_ref().clone(), names, key: raw.key };
+            if is_hostname {
+                groups[0] = group;
+            } else {
+                groups.push(group);
+            }
+        }
+        for service in services {
+            if !groups.iter().any(|g| g.name == service.certificate_group) {
+                self.error(
+                    None,
+                    Some(&service.name),
+                    "certificate-group",
+                    format!(
+                        "{:?} is not a certificate group: add a [[certificate]] with name = {:?}, or leave \
+                         certificate-group out for the hostname's certificate",
+                        service.certificate_group, service.certificate_group
+                    ),
+                );
+            }
+        }
+        groups
+    }
+
     fn services(&mut self, raw: &[Spanned<RawService>]) -> Vec<ServiceConfig> {
         let mut seen: HashMap<String, usize> = HashMap::new();
         let mut services = Vec::with_capacity(raw.len());
@@ -395,8 +486,11 @@ impl Resolver<'_> {
             }
         };
 
+        let check_only = raw.check_only.unwrap_or(false);
         let key = match (layout, &raw.key) {
             (Layout::Separate, Some(k)) => self.absolute_path(k, svc, "key"),
+            // A certificate only checked: its key lives elsewhere.
+            (Layout::Separate, None) if check_only => None,
             (Layout::Separate, None) => {
                 self.error(
                     Some(table.span()),
@@ -579,6 +673,11 @@ impl Resolver<'_> {
             reload,
             reload_timeout,
             probe,
+            certificate_group: raw
+                .certificate_group
+                .as_ref()
+                .map_or_else(|| HOSTNAME_GROUP.to_string(), |g| g.get_ref().clone()),
+            check_only,
         })
     }
 

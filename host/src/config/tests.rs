@@ -104,6 +104,8 @@ fn example_file_round_trip() {
             allow_world_readable_key: false,
             reload: vec![vec!["systemctl".into(), "reload".into(), "nginx".into()]],
             reload_timeout: Duration::from_secs(30),
+            certificate_group: "hostname".into(),
+            check_only: false,
             probe: vec![
                 ProbeEndpoint::new("127.0.0.1", 443, Protocol::Https),
                 ProbeEndpoint {

@@ -17,14 +17,25 @@ pub fn invariants(facts: &HostFacts, plan: &Plan, again: &Plan) -> Vec<String> {
             compact(again)
         ));
     }
-    if facts.disable_auto_hostname_certificate && plan.order_hostname_certificate {
+    if facts.disable_auto_hostname_certificate && plan.orders_group(crate::facts::model::HOSTNAME_GROUP) {
         failures
             .push("orders a hostname certificate although disable-auto-hostname-certificate is set".into());
+    }
+    if facts.acme.is_none() && !plan.orders.is_empty() {
+        failures.push("orders a certificate although no certificate authority is configured".into());
+    }
+    for order in &plan.orders {
+        if facts.group(&order.group).is_some_and(|g| !g.orderable) {
+            failures.push(format!(
+                "orders a certificate for group `{}`, whose names the certificate authority cannot issue for",
+                order.group
+            ));
+        }
     }
     if !facts.disable_service_certificate_management {
         for service in &facts.services {
             let Some(decision) = plan.decision(&service.name) else { continue };
-            if decision.decision != Decision::Keep {
+            if decision.decision != Decision::Keep || service.check_only {
                 continue;
             }
             if let Some(why) = unusable(facts, service) {
@@ -59,12 +70,15 @@ fn unusable(facts: &HostFacts, service: &crate::facts::model::ServiceFacts) -> O
 pub fn expectations(expect: &Expect, plan: &Plan) -> Vec<String> {
     let mut failures = Vec::new();
     if let Some(order) = expect.order_hostname_certificate
-        && order != plan.order_hostname_certificate
+        && order != !plan.orders.is_empty()
     {
-        failures.push(format!(
-            "order-hostname-certificate: expected {order}, got {}",
-            plan.order_hostname_certificate
-        ));
+        failures.push(format!("order-hostname-certificate: expected {order}, got {}", !order));
+    }
+    if let Some(groups) = &expect.orders {
+        let got: Vec<&str> = plan.orders.iter().map(|o| o.group.as_str()).collect();
+        if *groups != got {
+            failures.push(format!("orders: expected {groups:?}, got {got:?}"));
+        }
     }
     for (name, want) in &expect.services {
         let Some(got) = plan.decision(name) else {

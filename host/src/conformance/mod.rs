@@ -37,7 +37,7 @@ pub fn builtin_suites(version: ContractVersion, only: Option<&str>) -> Result<Ve
         if only.is_some_and(|o| o != suite) {
             continue;
         }
-        let vector = vector::parse(path, text)?;
+        let vector = vector::parse(path, text, version)?;
         let name = format!("v{}/{suite}", version.as_str());
         match suites.iter_mut().find(|s| s.name == name) {
             Some(s) => s.vectors.push(vector),
@@ -53,8 +53,9 @@ pub fn builtin_suites(version: ContractVersion, only: Option<&str>) -> Result<Ve
     Ok(suites)
 }
 
-/// Suites from a directory: either one suite (a folder of `*.json`) or a folder of suites.
-pub fn load_dir(dir: &Path) -> Result<Vec<Suite>, String> {
+/// Suites from a directory: either one suite (a folder of `*.json`) or a folder of suites, written
+/// for contract `version` (the module's).
+pub fn load_dir(dir: &Path, version: ContractVersion) -> Result<Vec<Suite>, String> {
     let mut suites = Vec::new();
     let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let mut paths: Vec<_> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
@@ -69,12 +70,12 @@ pub fn load_dir(dir: &Path) -> Result<Vec<Suite>, String> {
                     String::from_utf8(b.to_vec())
                         .map_err(|_| format!("{}: is not UTF-8 text", file.display()))
                 })?;
-            vectors.push(vector::parse(&file.display().to_string(), &text)?);
+            vectors.push(vector::parse(&file.display().to_string(), &text, version)?);
         }
         suites.push(Suite { name: dir.display().to_string(), vectors });
     }
     for sub in paths.iter().filter(|p| p.is_dir()) {
-        suites.extend(load_dir(sub)?);
+        suites.extend(load_dir(sub, version)?);
     }
     if suites.is_empty() {
         return Err(format!("{}: no conformance vectors (*.json) here", dir.display()));

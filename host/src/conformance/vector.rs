@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::facts::model::HostFacts;
+use crate::facts::model::{HOSTNAME_GROUP, HostFacts};
+use crate::policy::ContractVersion;
 use crate::plan::model::{Decision, Level, Reason};
 
 /// A parsed vector.
@@ -32,7 +33,10 @@ struct RawVector {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct Expect {
+    /// Contract 0.1.0's flag: whether the plan orders anything.
     pub order_hostname_certificate: Option<bool>,
+    /// Contract 0.2.0: the groups the plan orders, in the groups' order.
+    pub orders: Option<Vec<String>>,
     #[serde(default)]
     pub services: BTreeMap<String, ExpectService>,
     #[serde(default)]
@@ -70,22 +74,63 @@ fn some_value<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<St
     Option::<String>::deserialize(d).map(Some)
 }
 
-/// Parses a vector from its JSON text; `name` is used in messages.
-pub fn parse(name: &str, text: &str) -> Result<Vector, String> {
+/// Parses a vector from its JSON text, written for contract `version` (a 0.1.0 vector's facts
+/// are in 0.1.0's shape: see [`facts_v0_1_0`]); `name` is used in messages.
+pub fn parse(name: &str, text: &str, version: ContractVersion) -> Result<Vector, String> {
     let raw: RawVector = serde_json::from_str(text).map_err(|e| format!("{name}: {e}"))?;
-    let facts = facts_from_value(raw.facts).map_err(|e| format!("{name}: facts: {e}"))?;
+    let facts = facts_from_value(raw.facts, version).map_err(|e| format!("{name}: facts: {e}"))?;
     Ok(Vector { name: name.to_string(), description: raw.description, facts, expect: raw.expect })
 }
 
-/// Parses host facts from JSON, expanding relative times (`"now+24d"`) against `now`.
+/// Parses host facts from JSON in the newest contract's shape, expanding relative times
+/// (`"now+24d"`) against `now`.
 pub fn parse_facts(text: &str) -> Result<HostFacts, String> {
-    facts_from_value(serde_json::from_str(text).map_err(|e| e.to_string())?)
+    facts_from_value(serde_json::from_str(text).map_err(|e| e.to_string())?, ContractVersion::LATEST)
 }
 
-fn facts_from_value(mut facts: Value) -> Result<HostFacts, String> {
+fn facts_from_value(mut facts: Value, version: ContractVersion) -> Result<HostFacts, String> {
     let now = facts.get("now").and_then(Value::as_i64).ok_or("`now` must be an integer (Unix seconds)")?;
     expand_relative_times(&mut facts, now)?;
-    serde_json::from_value(facts).map_err(|e| e.to_string())
+    if version == ContractVersion::V0_1_0 {
+        facts_v0_1_0(&mut facts);
+    }
+    let mut facts: HostFacts = serde_json::from_value(facts).map_err(|e| e.to_string())?;
+    facts.complete_groups();
+    Ok(facts)
+}
+
+/// Facts written in contract 0.1.0's shape, moved into 0.2.0's: a certificate's and a served
+/// endpoint's `chain` (a status) is `chain-status`, and the pending order and back-off of
+/// `acme` belong to the "hostname" group.
+fn facts_v0_1_0(facts: &mut Value) {
+    let rename = |object: &mut serde_json::Map<String, Value>| {
+        if let Some(status) = object.remove("chain") {
+            object.insert("chain-status".into(), status);
+        }
+    };
+    for service in facts.get_mut("services").and_then(Value::as_array_mut).into_iter().flatten() {
+        if let Some(cert) = service.pointer_mut("/certificate/ok").and_then(Value::as_object_mut) {
+            rename(cert);
+        }
+        for endpoint in service.get_mut("served").and_then(Value::as_array_mut).into_iter().flatten() {
+            if let Some(endpoint) = endpoint.as_object_mut() {
+                rename(endpoint);
+            }
+        }
+    }
+    let hostname = facts.get("hostname").and_then(Value::as_str).unwrap_or_default().to_ascii_lowercase();
+    let orderable = facts.get("hostname-is-fqdn").and_then(Value::as_bool).unwrap_or(true);
+    let mut group = serde_json::json!({ "name": HOSTNAME_GROUP, "names": [hostname], "orderable": orderable });
+    if let Some(acme) = facts.get_mut("acme").and_then(Value::as_object_mut) {
+        for key in ["pending-order", "next-order-not-before"] {
+            if let Some(value) = acme.remove(key) {
+                group[key] = value;
+            }
+        }
+    }
+    if let Some(object) = facts.as_object_mut() {
+        object.insert("groups".into(), Value::Array(vec![group]));
+    }
 }
 
 /// Replaces every string of the form `now`, `now+24d`, `now-1h+30m`... by `now` plus the terms
@@ -158,16 +203,41 @@ mod tests {
             r#"{"description": "d", "facts": {"now": 1000, "hostname": "h.example.com",
                 "services": [{"name": "web", "certificate": {"ok": {"not-before": "now-1d", "not-after": "now+2d"}}}]},
                 "expect": {"services": {"web": {"decision": "keep"}}, "notices": [{"level": "info", "service": null}]}}"#,
+            ContractVersion::LATEST,
         )
         .expect("parses");
         let cert = v.facts.services[0].certificate.certificate().expect("ok");
         assert_eq!((cert.not_before, cert.not_after), (1000 - 86_400, 1000 + 2 * 86_400));
         assert_eq!(v.expect.notices[0].service, Some(None));
+        // Without groups, the hostname group alone, for the hostname.
+        assert_eq!(v.facts.groups.len(), 1);
+        assert_eq!((v.facts.groups[0].name.as_str(), v.facts.groups[0].names.as_slice()), ("hostname", ["h.example.com".to_string()].as_slice()));
+        assert_eq!(v.facts.services[0].group.as_deref(), Some("hostname"));
+    }
+
+    #[test]
+    fn a_v0_1_0_vector_is_read_in_0_1_0_terms() {
+        let text = r#"{"facts": {"now": 1000, "hostname": "H.example.com", "hostname-is-fqdn": false,
+            "acme": {"directory-url": "https://ca/dir", "pending-order": {"url": "https://ca/o/1", "created": 900},
+                     "next-order-not-before": 2000},
+            "services": [{"name": "web", "certificate": {"ok": {"chain": {"incomplete": "no issuer"}}},
+                          "served": [{"endpoint": "127.0.0.1:443", "matches-installed": true, "chain": "trusted"}]}]}}"#;
+        let v = parse("t.json", text, ContractVersion::V0_1_0).expect("a 0.1.0 vector parses as 0.1.0");
+        let cert = v.facts.services[0].certificate.certificate().expect("ok");
+        assert_eq!(cert.chain_status, crate::facts::model::ChainStatus::Incomplete("no issuer".into()));
+        assert!(cert.chain.is_empty());
+        assert_eq!(v.facts.services[0].served[0].chain_status, crate::facts::model::ChainStatus::Trusted);
+        let group = &v.facts.groups[0];
+        assert_eq!((group.name.as_str(), group.orderable), ("hostname", false));
+        assert_eq!(group.pending_order.as_ref().map(|p| p.url.as_str()), Some("https://ca/o/1"));
+        assert_eq!(group.next_order_not_before, Some(2000));
+        // The same text is not 0.2.0: `chain` is the list of certificates there.
+        assert!(parse("t.json", text, ContractVersion::V0_2_0).is_err());
     }
 
     #[test]
     fn unknown_keys_are_refused() {
-        let err = parse("t.json", r#"{"facts": {"now": 1, "hostname": "h"}, "expekt": {}}"#)
+        let err = parse("t.json", r#"{"facts": {"now": 1, "hostname": "h"}, "expekt": {}}"#, ContractVersion::LATEST)
             .expect_err("an unknown key is an error");
         assert!(err.contains("t.json") && err.contains("expekt"), "{err}");
     }

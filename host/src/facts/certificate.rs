@@ -8,7 +8,7 @@ use openssl::nid::Nid;
 use openssl::pkey::{HasPublic, Id, PKeyRef, Public};
 use openssl::x509::{X509, X509NameRef, X509Ref};
 
-use super::model::{Certificate, ChainStatus, KeyKind, PublicKey, Revocation};
+use super::model::{Certificate, ChainElement, ChainSource, ChainStatus, KeyKind, PathStatus, PublicKey, Revocation};
 use super::pem::{self, PemBlock};
 
 /// A certificate file's certificates: the leaf (the first) and the chain that follows it.
@@ -136,10 +136,54 @@ pub fn certificate_facts(cert: &X509Ref, der: &[u8]) -> Certificate {
             .map_or(PublicKey { kind: KeyKind::Other, bits: 0, curve: None }, public_key_facts),
         signature_algorithm: signature_algorithm(cert),
         self_signed,
-        chain: ChainStatus::NotChecked,
+        chain_status: ChainStatus::NotChecked,
+        path: PathStatus::NotChecked,
+        chain: Vec::new(),
         revocation: Revocation::NotChecked,
         renewal_window: None,
     }
+}
+
+/// The facts of a certificate above the leaf (`chain-element`), from `source`. Never fails: a
+/// field OpenSSL cannot read gets an empty or zero value.
+pub fn element_facts(cert: &X509Ref, source: ChainSource) -> ChainElement {
+    use x509_parser::prelude::FromDer;
+    let der = cert.to_der().unwrap_or_default();
+    let is_ca = x509_parser::certificate::X509Certificate::from_der(&der)
+        .ok()
+        .and_then(|(_, parsed)| parsed.basic_constraints().ok().flatten().map(|bc| bc.value.ca))
+        .unwrap_or(false);
+    let public_key = cert.public_key().ok();
+    ChainElement {
+        subject: name_text(cert.subject_name()),
+        issuer: name_text(cert.issuer_name()),
+        serial: serial_hex(cert),
+        sha256_fingerprint: hex::encode(openssl::sha::sha256(&der)),
+        not_before: unix_time(cert.not_before()).unwrap_or(0),
+        not_after: unix_time(cert.not_after()).unwrap_or(0),
+        public_key: public_key
+            .as_deref()
+            .map_or(PublicKey { kind: KeyKind::Other, bits: 0, curve: None }, public_key_facts),
+        signature_algorithm: signature_algorithm(cert),
+        is_ca,
+        self_signed: is_self_signed(cert, public_key.as_deref()),
+        source,
+    }
+}
+
+/// `CN=R11, O=Let's Encrypt, C=US`: the name's entries in RFC 4514 order (the certificate's last
+/// first), short names, values as UTF-8 (`chain-element.subject`).
+pub fn name_text(name: &X509NameRef) -> String {
+    let mut parts: Vec<String> = name
+        .entries()
+        .map(|e| {
+            let key = e.object().nid().short_name().unwrap_or("?");
+            let value = e.data().to_string().unwrap_or_default();
+            format!("{key}={value}")
+        })
+        .collect();
+    parts.reverse();
+    parts.join(", ")
 }
 
 fn ip_from_bytes(bytes: &[u8]) -> Option<IpAddr> {

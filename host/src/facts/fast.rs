@@ -607,7 +607,9 @@ impl<'a> FastLeaf<'a> {
             public_key: self.key.facts()?,
             signature_algorithm: self.sig_alg.nid().long_name().ok()?.to_owned(),
             self_signed,
-            chain: ChainStatus::NotChecked,
+            chain_status: ChainStatus::NotChecked,
+            path: super::model::PathStatus::NotChecked,
+            chain: Vec::new(),
             revocation: Revocation::NotChecked,
             renewal_window: None,
         })

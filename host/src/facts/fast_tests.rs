@@ -486,62 +486,62 @@ fn the_cases_cover_the_interesting_outcomes() {
         let facts = gather_service(&case.svc, HOST, &verifier, NOW);
         (facts.certificate.certificate().unwrap().clone(), facts)
     };
-    assert_eq!(status("good").0.chain, ChainStatus::Trusted);
-    assert_eq!(status("expired").0.chain, ChainStatus::Untrusted("certificate has expired".into()));
+    assert_eq!(status("good").0.chain_status, ChainStatus::Trusted);
+    assert_eq!(status("expired").0.chain_status, ChainStatus::Untrusted("certificate has expired".into()));
     assert_eq!(
-        status("not-yet-valid").0.chain,
+        status("not-yet-valid").0.chain_status,
         ChainStatus::Untrusted("certificate is not yet valid".into())
     );
     assert_eq!(
-        status("valid-for-no-second").0.chain,
+        status("valid-for-no-second").0.chain_status,
         ChainStatus::Untrusted("certificate has expired".into())
     );
-    assert_eq!(status("valid-for-one-second").0.chain, ChainStatus::Trusted);
+    assert_eq!(status("valid-for-one-second").0.chain_status, ChainStatus::Trusted);
     assert_eq!(
-        status("wrong-issuer-key").0.chain,
+        status("wrong-issuer-key").0.chain_status,
         ChainStatus::Untrusted("certificate signature failure".into())
     );
-    assert_eq!(status("self-signed").0.chain, ChainStatus::Untrusted("self-signed certificate".into()));
+    assert_eq!(status("self-signed").0.chain_status, ChainStatus::Untrusted("self-signed certificate".into()));
     assert!(status("self-signed").0.self_signed);
     assert!(!status("self-issued-not-self-signed").0.self_signed);
     assert!(status("self-issued-with-folded-names").0.self_signed);
-    assert!(matches!(status("self-issued-with-a-foreign-akid").0.chain, ChainStatus::Incomplete(_)));
+    assert!(matches!(status("self-issued-with-a-foreign-akid").0.chain_status, ChainStatus::Incomplete(_)));
     assert_eq!(
-        status("signature-with-a-trailing-byte").0.chain,
+        status("signature-with-a-trailing-byte").0.chain_status,
         ChainStatus::Untrusted("certificate signature failure".into())
     );
     assert!(!status("self-signature-with-a-trailing-byte").0.self_signed);
-    assert_eq!(status("trusted-self-signed").0.chain, ChainStatus::Trusted);
-    assert_eq!(status("trusted-leaf-without-chain").0.chain, ChainStatus::Trusted);
-    assert!(matches!(status("missing-intermediate").0.chain, ChainStatus::Incomplete(_)));
-    assert!(matches!(status("untrusted-root-1").0.chain, ChainStatus::Untrusted(m) if m.contains("depth 1")));
+    assert_eq!(status("trusted-self-signed").0.chain_status, ChainStatus::Trusted);
+    assert_eq!(status("trusted-leaf-without-chain").0.chain_status, ChainStatus::Trusted);
+    assert!(matches!(status("missing-intermediate").0.chain_status, ChainStatus::Incomplete(_)));
+    assert!(matches!(status("untrusted-root-1").0.chain_status, ChainStatus::Untrusted(m) if m.contains("depth 1")));
     assert!(
-        matches!(status("expired-intermediate-1").0.chain, ChainStatus::Untrusted(m) if m.starts_with("certificate has expired (chain"))
+        matches!(status("expired-intermediate-1").0.chain_status, ChainStatus::Untrusted(m) if m.starts_with("certificate has expired (chain"))
     );
-    assert!(matches!(status("name-constrained-1").0.chain, ChainStatus::Untrusted(_)));
-    assert_eq!(status("name-constrained-2").0.chain, ChainStatus::Trusted);
-    assert_eq!(status("rsa-issuer-1").0.chain, ChainStatus::Trusted);
-    assert_eq!(status("ed25519-issuer-1").0.chain, ChainStatus::Trusted);
-    assert!(matches!(status("issuer-without-certsign-1").0.chain, ChainStatus::Untrusted(_)));
+    assert!(matches!(status("name-constrained-1").0.chain_status, ChainStatus::Untrusted(_)));
+    assert_eq!(status("name-constrained-2").0.chain_status, ChainStatus::Trusted);
+    assert_eq!(status("rsa-issuer-1").0.chain_status, ChainStatus::Trusted);
+    assert_eq!(status("ed25519-issuer-1").0.chain_status, ChainStatus::Trusted);
+    assert!(matches!(status("issuer-without-certsign-1").0.chain_status, ChainStatus::Untrusted(_)));
     assert_eq!(status("ecdsa-sha1").0.signature_algorithm, "ecdsa-with-SHA1");
     assert_eq!(status("rsa-1024-leaf").0.public_key.bits, 1024);
     assert_eq!(status("ed25519-leaf").0.public_key.kind, KeyKind::Ed25519);
     assert!(
-        matches!(status("leaf-with-ca-true").0.chain, ChainStatus::Untrusted(_))
-            || status("leaf-with-ca-true").0.chain == ChainStatus::Trusted
+        matches!(status("leaf-with-ca-true").0.chain_status, ChainStatus::Untrusted(_))
+            || status("leaf-with-ca-true").0.chain_status == ChainStatus::Trusted
     );
     assert!(
-        matches!(status("critical-unknown-extension").0.chain, ChainStatus::Untrusted(m) if m.contains("critical"))
+        matches!(status("critical-unknown-extension").0.chain_status, ChainStatus::Untrusted(m) if m.contains("critical"))
     );
-    assert!(matches!(status("client-auth-only").0.chain, ChainStatus::Untrusted(m) if m.contains("purpose")));
+    assert!(matches!(status("client-auth-only").0.chain_status, ChainStatus::Untrusted(m) if m.contains("purpose")));
     assert!(status("wildcard").1.covers_hostname);
     assert!(!status("other-names").1.covers_hostname);
     assert_eq!(status("key-mismatch").1.key, KeyStatus::Mismatch);
     assert_eq!(status("key-of-another-type").1.key, KeyStatus::Mismatch);
     assert!(matches!(status("key-missing").1.key, KeyStatus::Missing(_)));
     assert_eq!(status("utf8-subject").0.subject_cn.as_deref(), Some("bücher.example.com"));
-    assert_eq!(status("lets-encrypt-shape").0.chain, ChainStatus::Trusted);
-    assert_eq!(status("critical-certificate-policies").0.chain, ChainStatus::Trusted);
+    assert_eq!(status("lets-encrypt-shape").0.chain_status, ChainStatus::Trusted);
+    assert_eq!(status("critical-certificate-policies").0.chain_status, ChainStatus::Trusted);
     assert_eq!(status("empty-subject").0.subject_cn, None);
     // Only certificates naming no OCSP responder, CRL or authority key skip the network step.
     let asks = |name: &str| {

@@ -56,7 +56,7 @@ pub use certificate::{ParsedCertificate, certificate_facts, parse_certificate, p
 pub use errors::FactsError;
 pub use key::{key_matches, parse_private_key};
 pub use read::{MAX_PEM_FILE_SIZE, read_bounded};
-pub use verify::{Verifier, covers_hostname};
+pub use verify::{ChainFacts, Verifier, covers_hostname};
 
 /// The switch file in the state directory that forbids ordering a hostname certificate.
 pub const DISABLE_AUTO_HOSTNAME_CERTIFICATE: &str = "disable_auto_hostname_certificate";
@@ -127,6 +127,7 @@ pub fn gather_using(config: &Config, verifier: &Verifier, options: &FactsOptions
             disable_auto_hostname_certificate,
             disable_service_certificate_management,
             acme: None,
+            groups: Vec::new(),
             params: config.policy.params.clone(),
             services,
         },
@@ -235,12 +236,18 @@ fn gather_fast(
         None => None,
     };
     let mut facts = leaf.facts(leaf.self_signed()?)?;
-    facts.chain = match chain_file_problem {
-        Some(problem) => model::ChainStatus::Incomplete(problem),
-        None => verifier.verify_fast(&leaf, &decoded, &chain, &digests, now)?,
-    };
+    set_chain(
+        &mut facts,
+        match chain_file_problem {
+            Some(problem) => ChainFacts::incomplete(problem),
+            None => verifier.verify_fast(&leaf, &decoded, &chain, &digests, now)?,
+        },
+    );
     let matcher = |blocks: &[PemBlock]| key::match_key_blocks_fast(blocks, &leaf.key, &decoded);
-    let key = if svc.key_file() == svc.certificate.as_path() {
+    let key = if svc.check_only {
+        // Its key lives elsewhere.
+        KeyStatus::NotChecked
+    } else if svc.key_file() == svc.certificate.as_path() {
         matcher(blocks)?.unwrap_or_else(|e| KeyStatus::Malformed(format!("{shown}: {e}")))
     } else {
         key_status_with(svc.key_file(), matcher)?
@@ -255,6 +262,8 @@ fn gather_fast(
         certificate: CertificateState::Ok(Box::new(facts)),
         key,
         served: Vec::new(),
+        group: group_of(svc),
+        check_only: svc.check_only,
     };
     Some((facts, !leaf.may_ask_network))
 }
@@ -267,7 +276,21 @@ fn unusable_facts(svc: &ServiceConfig, certificate: CertificateState) -> Service
         key: KeyStatus::NotChecked,
         covers_hostname: false,
         served: Vec::new(),
+        group: group_of(svc),
+        check_only: svc.check_only,
     }
+}
+
+/// `service-facts.group`: none for a check-only service.
+fn group_of(svc: &ServiceConfig) -> Option<String> {
+    (!svc.check_only).then(|| svc.certificate_group.clone())
+}
+
+/// Puts what chain verification found into the certificate's facts.
+fn set_chain(facts: &mut model::Certificate, found: ChainFacts) {
+    facts.chain_status = found.status;
+    facts.path = found.path;
+    facts.chain = found.chain;
 }
 
 /// The full OpenSSL path, from the certificate file's blocks.
@@ -298,12 +321,21 @@ fn gather_full(
         None => None,
     };
     let mut facts = parsed.facts;
-    facts.chain = match chain_file_problem {
-        Some(problem) => model::ChainStatus::Incomplete(problem),
-        None => verifier.verify(&parsed.leaf, &chain, now),
-    };
+    set_chain(
+        &mut facts,
+        match chain_file_problem {
+            Some(problem) => ChainFacts::incomplete(problem),
+            None => {
+                let digests: Vec<[u8; 32]> =
+                    chain.iter().filter_map(|c| c.to_der().ok()).map(|der| openssl::sha::sha256(&der)).collect();
+                verifier.verify_facts(&parsed.leaf, &chain, &digests, now)
+            }
+        },
+    );
 
-    let key = if svc.key_file() == svc.certificate.as_path() {
+    let key = if svc.check_only {
+        KeyStatus::NotChecked
+    } else if svc.key_file() == svc.certificate.as_path() {
         key::match_key_blocks(blocks, &parsed.leaf)
             .unwrap_or_else(|e| KeyStatus::Malformed(format!("{shown}: {e}")))
     } else {
@@ -316,6 +348,8 @@ fn gather_full(
         certificate: CertificateState::Ok(Box::new(facts)),
         key,
         served: Vec::new(),
+        group: group_of(svc),
+        check_only: svc.check_only,
     }
 }
 

@@ -68,14 +68,14 @@ fn cert(facts: &ServiceFacts) -> &Certificate {
 }
 
 fn untrusted(facts: &ServiceFacts) -> String {
-    match &cert(facts).chain {
+    match &cert(facts).chain_status {
         ChainStatus::Untrusted(m) => m.clone(),
         other => panic!("expected an untrusted chain, got {other:?}"),
     }
 }
 
 fn incomplete(facts: &ServiceFacts) -> String {
-    match &cert(facts).chain {
+    match &cert(facts).chain_status {
         ChainStatus::Incomplete(m) => m.clone(),
         other => panic!("expected an incomplete chain, got {other:?}"),
     }
@@ -126,17 +126,32 @@ fn a_good_certificate() {
         public_key: PublicKey { kind: KeyKind::Ec, bits: 256, curve: Some("prime256v1".into()) },
         signature_algorithm: "ecdsa-with-SHA256".into(),
         self_signed: false,
-        chain: ChainStatus::Trusted,
+        chain_status: ChainStatus::Trusted,
+        path: crate::facts::model::PathStatus::Valid,
+        chain: c.chain.clone(),
         revocation: Revocation::NotChecked,
         renewal_window: None,
     };
     assert_eq!(*c, expected);
+    // The chain: the intermediate from the file, then the root from the trust store.
+    let sources: Vec<_> = c.chain.iter().map(|e| (e.subject.as_str(), e.source, e.is_ca, e.self_signed)).collect();
+    assert_eq!(
+        sources,
+        [
+            ("CN=Test CA Intermediate, O=Test CA", crate::facts::model::ChainSource::File, true, false),
+            ("CN=Test CA Root, O=Test CA", crate::facts::model::ChainSource::TrustStore, true, true),
+        ]
+    );
+    assert!(c.chain.iter().all(|e| e.sha256_fingerprint.len() == 64 && e.not_before < NOW && NOW < e.not_after));
     assert_eq!(c.sha256_fingerprint.len(), 64);
 
     // The same facts from parse_certificate (without the chain verification).
     let parsed = parse_certificate(&pem(&[&leaf.cert, &s.pki.intermediate.cert])).unwrap();
     assert_eq!(parsed.chain.len(), 1);
-    assert_eq!(parsed.facts, Certificate { chain: ChainStatus::NotChecked, ..expected });
+    assert_eq!(
+        parsed.facts,
+        Certificate { chain_status: ChainStatus::NotChecked, path: crate::facts::model::PathStatus::NotChecked, chain: Vec::new(), ..expected }
+    );
 }
 
 #[test]
@@ -144,7 +159,7 @@ fn verification_uses_the_given_time() {
     let s = Setup::new();
     let leaf = s.pki.leaf(&Spec::leaf(HOST, &[HOST]));
     let svc = s.good_service("nginx", &leaf);
-    assert_eq!(cert(&s.gather(&svc)).chain, ChainStatus::Trusted);
+    assert_eq!(cert(&s.gather(&svc)).chain_status, ChainStatus::Trusted);
     let later = gather_service(&svc, HOST, &s.verifier, NOW + 81 * DAY);
     assert_eq!(untrusted(&later), "certificate has expired");
     let earlier = gather_service(&svc, HOST, &s.verifier, NOW - 11 * DAY);
@@ -266,7 +281,7 @@ fn hostname_coverage() {
     let leaf = s.pki.leaf(&Spec::leaf("other.example.net", &["other.example.net"]));
     let f = s.gather(&s.good_service("mismatch", &leaf));
     assert!(!f.covers_hostname);
-    assert_eq!(cert(&f).chain, ChainStatus::Trusted);
+    assert_eq!(cert(&f).chain_status, ChainStatus::Trusted);
 
     let wildcard = s.pki.leaf(&Spec::leaf("*.example.com", &["*.example.com"])).cert;
     assert!(covers_hostname(&wildcard, "host.example.com"));
@@ -307,7 +322,7 @@ fn key_mismatch_and_key_file_problems() {
     let other = testpki::ec_key();
     let f = s.gather(&s.service("mismatch", &pem(&[&leaf.cert, &s.pki.intermediate.cert]), &other));
     assert_eq!(f.key, KeyStatus::Mismatch);
-    assert_eq!(cert(&f).chain, ChainStatus::Trusted);
+    assert_eq!(cert(&f).chain_status, ChainStatus::Trusted);
 
     // An RSA key for an EC certificate.
     let f =
@@ -426,7 +441,7 @@ fn incomplete_chains_and_chain_files() {
 
     // The intermediate in a separate chain file.
     svc.chain = Some(s.write("chain.pem", &pem(&[&s.pki.intermediate.cert])));
-    assert_eq!(cert(&s.gather(&svc)).chain, ChainStatus::Trusted);
+    assert_eq!(cert(&s.gather(&svc)).chain_status, ChainStatus::Trusted);
 
     // An empty chain file is no intermediates.
     svc.chain = Some(s.write("empty-chain.pem", b""));
@@ -453,7 +468,7 @@ fn a_shared_intermediate_is_decoded_once() {
     for i in 0..5 {
         let leaf = s.pki.leaf(&Spec::leaf(HOST, &[HOST]));
         let f = s.gather(&s.good_service(&format!("svc{i}"), &leaf));
-        assert_eq!(cert(&f).chain, ChainStatus::Trusted);
+        assert_eq!(cert(&f).chain_status, ChainStatus::Trusted);
     }
     assert_eq!(s.verifier.cached_intermediates(), 1);
 }
@@ -593,7 +608,7 @@ fn combined_layout() {
     let path = s.write("combined.pem", &bytes);
     let svc = ServiceConfig::combined("haproxy", &path);
     let f = s.gather(&svc);
-    assert_eq!(cert(&f).chain, ChainStatus::Trusted);
+    assert_eq!(cert(&f).chain_status, ChainStatus::Trusted);
     assert_eq!(f.key, KeyStatus::Matches);
     assert!(f.covers_hostname);
 
@@ -606,7 +621,7 @@ fn combined_layout() {
     // No key in the file.
     let path = s.write("nokey.pem", &pem(&[&leaf.cert, &s.pki.intermediate.cert]));
     let f = s.gather(&ServiceConfig::combined("nokey", &path));
-    assert_eq!(cert(&f).chain, ChainStatus::Trusted);
+    assert_eq!(cert(&f).chain_status, ChainStatus::Trusted);
     assert_eq!(
         f.key,
         KeyStatus::Malformed(format!("{}: holds no private key, only certificates", path.display()))
@@ -647,7 +662,7 @@ fn untrusted_without_any_roots_and_not_checked_without_trust() {
     let verifier = Verifier::not_checking("test");
     assert_eq!(verifier.notices(), ["Certificate chains were not verified: test"]);
     let f = gather_service(&svc, HOST, &verifier, NOW);
-    assert_eq!(cert(&f).chain, ChainStatus::NotChecked);
+    assert_eq!(cert(&f).chain_status, ChainStatus::NotChecked);
     assert_eq!(f.key, KeyStatus::Matches);
 
     // An extra-roots file that is missing, or holds no certificate: Verifier::new fails.
@@ -666,7 +681,7 @@ fn untrusted_without_any_roots_and_not_checked_without_trust() {
     // An intermediate listed as an extra root is a trust anchor.
     let int_path = write(dir.path(), "int.pem", &pem(&[&pki.intermediate.cert]));
     let v = Verifier::new(&TrustConfig { extra_roots: vec![int_path], system_roots: false }).unwrap();
-    assert_eq!(cert(&gather_service(&svc, HOST, &v, NOW)).chain, ChainStatus::Trusted);
+    assert_eq!(cert(&gather_service(&svc, HOST, &v, NOW)).chain_status, ChainStatus::Trusted);
 }
 
 #[test]
@@ -726,7 +741,7 @@ fn gather_keeps_config_order_and_fills_host_facts() {
         if i % 3 == 0 {
             assert!(matches!(f.certificate, CertificateState::Missing(_)));
         } else {
-            assert_eq!(cert(f).chain, ChainStatus::Trusted);
+            assert_eq!(cert(f).chain_status, ChainStatus::Trusted);
             assert_eq!(f.key, KeyStatus::Matches);
         }
     }
@@ -736,7 +751,7 @@ fn gather_keeps_config_order_and_fills_host_facts() {
     let gathered = gather_with(&config, &FactsOptions { now: NOW });
     assert_eq!(gathered.notices.len(), 1);
     assert!(gathered.notices[0].contains("nope.pem: no such file"), "{:?}", gathered.notices);
-    assert_eq!(cert(&gathered.facts.services[1]).chain, ChainStatus::NotChecked);
+    assert_eq!(cert(&gathered.facts.services[1]).chain_status, ChainStatus::NotChecked);
 }
 
 #[test]

@@ -29,10 +29,10 @@ use openssl::x509::{
     X509, X509Builder, X509Name, X509NameRef, X509PurposeId, X509Ref, X509StoreContext, X509VerifyResult,
 };
 
-use super::certificate::{chain_from_blocks, openssl_reason};
+use super::certificate::{chain_from_blocks, element_facts, openssl_reason};
 use super::errors::FactsError;
 use super::fast::{FastLeaf, LazyLeaf, VerifyKey};
-use super::model::ChainStatus;
+use super::model::{ChainElement, ChainSource, ChainStatus, PathStatus};
 use super::pem;
 use super::read::{ReadError, read_bounded};
 use crate::config::TrustConfig;
@@ -65,12 +65,40 @@ const MSG_NOT_YET_VALID: &str = "certificate is not yet valid";
 const MSG_EXPIRED: &str = "certificate has expired";
 const MSG_DEPTH_ZERO_SELF_SIGNED: &str = "self-signed certificate";
 
+/// What verifying a leaf found: `chain-status`, `path` and `chain` in the contract.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainFacts {
+    pub status: ChainStatus,
+    pub path: PathStatus,
+    pub chain: Vec<ChainElement>,
+}
+
+impl ChainFacts {
+    /// Nothing verified.
+    pub fn not_checked() -> ChainFacts {
+        ChainFacts { status: ChainStatus::NotChecked, path: PathStatus::NotChecked, chain: Vec::new() }
+    }
+
+    /// A chain file that cannot be used: the chain is incomplete, whatever the leaf.
+    pub fn incomplete(problem: String) -> ChainFacts {
+        ChainFacts {
+            status: ChainStatus::Incomplete(problem.clone()),
+            path: PathStatus::Incomplete(problem),
+            chain: Vec::new(),
+        }
+    }
+}
+
 /// Verifies chains against the configured trust (system store and extra roots).
 pub struct Verifier {
     /// `None` when the trust could not be loaded: every chain is then `NotChecked`.
     trust: Option<Trust>,
     /// The store for the last verification time asked for.
     store: Mutex<Option<(i64, Arc<X509Store>)>>,
+    /// The store that checks no validity period, for the path verdict (built once).
+    timeless: Mutex<Option<Arc<X509Store>>>,
+    /// The facts of certificates above leaves, by the SHA-256 of their DER.
+    elements: RwLock<HashMap<[u8; 32], ChainElement>>,
     /// Decoded intermediates by the SHA-256 of their DER.
     intermediates: RwLock<HashMap<[u8; 32], X509>>,
     /// What full verifications taught about chains above leaves (see [`Verifier::verify_fast`]).
@@ -82,13 +110,15 @@ pub struct Verifier {
 
 /// What a full verification of one leaf taught about the chain above it.
 enum Above {
-    /// The chain above verified; the issuer's public key.
-    Trusted(VerifyKey),
+    /// The chain above verified; the issuer's public key, and the certificates above the leaf.
+    Trusted { key: VerifyKey, above: Vec<ChainElement> },
     /// It failed above the leaf: every leaf under it gets this status. `anchorless`: no trust
     /// anchor was found, so a leaf that is itself a trusted certificate would be trusted directly
     /// (`X509_verify_cert`'s last resort with `PARTIAL_CHAIN`); the status holds only for leaves
-    /// whose subject no trusted certificate has.
-    Failed { status: ChainStatus, anchorless: bool },
+    /// whose subject no trusted certificate has. The path verdict and the chain of such a chain
+    /// (which does not get built whatever the leaf) are kept too; a failure after the chain was
+    /// built (`anchorless: false`) has its path verdict worked out per leaf.
+    Failed { status: ChainStatus, anchorless: bool, path: Option<(PathStatus, Vec<ChainElement>)> },
 }
 
 struct Trust {
@@ -137,6 +167,8 @@ impl Verifier {
         Ok(Verifier {
             trust: Some(Trust { roots, hash_dirs }),
             store: Mutex::new(None),
+            timeless: Mutex::new(None),
+            elements: RwLock::new(HashMap::new()),
             intermediates: RwLock::new(HashMap::new()),
             chains: RwLock::new(HashMap::new()),
             absent_names: RwLock::new(HashMap::new()),
@@ -150,6 +182,8 @@ impl Verifier {
         Verifier {
             trust: None,
             store: Mutex::new(None),
+            timeless: Mutex::new(None),
+            elements: RwLock::new(HashMap::new()),
             intermediates: RwLock::new(HashMap::new()),
             chains: RwLock::new(HashMap::new()),
             absent_names: RwLock::new(HashMap::new()),
@@ -211,9 +245,124 @@ impl Verifier {
         };
         match self.run_verify(trust, leaf, chain, now) {
             Ok(None) => ChainStatus::Trusted,
-            Ok(Some(failure)) => failure.into_status(chain.is_empty()),
+            Ok(Some(failure)) => failure.into_status(chain),
             Err(_) => ChainStatus::NotChecked,
         }
+    }
+
+    /// [`Verifier::verify`], and the path verdict and the certificates above the leaf
+    /// (`file_digests`: the SHA-256 of the DER of the certificates that came from the service's
+    /// files, to tell them from the trust store's).
+    pub fn verify_facts(&self, leaf: &X509Ref, chain: &[X509], file_digests: &[[u8; 32]], now: i64) -> ChainFacts {
+        let Some(trust) = &self.trust else {
+            return ChainFacts::not_checked();
+        };
+        match self.run_verify_keeping(trust, leaf, chain, now, true) {
+            Ok((failure, built)) => self.facts_from(trust, leaf, chain, file_digests, now, failure, &built),
+            Err(_) => ChainFacts::not_checked(),
+        }
+    }
+
+    /// The chain facts from a verification's outcome: a trusted chain is a valid path; any
+    /// failure gets the path verified again without validity periods.
+    #[allow(clippy::too_many_arguments)]
+    fn facts_from(
+        &self,
+        trust: &Trust,
+        leaf: &X509Ref,
+        chain: &[X509],
+        file_digests: &[[u8; 32]],
+        now: i64,
+        failure: Option<Failure>,
+        built: &[X509],
+    ) -> ChainFacts {
+        match failure {
+            None => ChainFacts {
+                status: ChainStatus::Trusted,
+                path: PathStatus::Valid,
+                chain: self.elements(built, file_digests),
+            },
+            Some(failure) => {
+                let status = failure.into_status(chain);
+                let (path, chain) = self.path_verdict(trust, leaf, chain, file_digests, now);
+                ChainFacts { status, path, chain }
+            }
+        }
+    }
+
+    /// The path verdict (`path-status`): the chain built and verified with no validity period
+    /// checked, then the validity of every certificate above the leaf at `now`.
+    fn path_verdict(
+        &self,
+        trust: &Trust,
+        leaf: &X509Ref,
+        chain: &[X509],
+        file_digests: &[[u8; 32]],
+        now: i64,
+    ) -> (PathStatus, Vec<ChainElement>) {
+        let Ok(store) = self.timeless_store(trust) else {
+            return (PathStatus::NotChecked, Vec::new());
+        };
+        let Ok((failure, built)) = run_in_store(&store, leaf, chain, true) else {
+            return (PathStatus::NotChecked, Vec::new());
+        };
+        let elements = self.elements(&built, file_digests);
+        let path = match failure {
+            Some(failure) => failure.into_path(chain),
+            None => {
+                let outside = elements.iter().enumerate().find(|(_, e)| now < e.not_before || now >= e.not_after);
+                match outside {
+                    Some((i, e)) => PathStatus::Invalid(format!(
+                        "{} (chain certificate \"{}\", depth {})",
+                        if now >= e.not_after { MSG_EXPIRED } else { MSG_NOT_YET_VALID },
+                        e.subject,
+                        i + 1
+                    )),
+                    None => PathStatus::Valid,
+                }
+            }
+        };
+        (path, elements)
+    }
+
+    /// The facts of the certificates of `built` above the leaf, each decoded once per run.
+    fn elements(&self, built: &[X509], file_digests: &[[u8; 32]]) -> Vec<ChainElement> {
+        built
+            .iter()
+            .skip(1)
+            .map(|cert| {
+                let digest = cert.digest(openssl::hash::MessageDigest::sha256()).ok();
+                let digest: Option<[u8; 32]> = digest.and_then(|d| d.as_ref().try_into().ok());
+                let source = match digest {
+                    Some(d) if file_digests.contains(&d) => ChainSource::File,
+                    _ => ChainSource::TrustStore,
+                };
+                let known = digest.and_then(|d| self.elements.read().ok().and_then(|m| m.get(&d).cloned()));
+                let mut element = known.unwrap_or_else(|| {
+                    let element = element_facts(cert, source);
+                    if let Some(d) = digest
+                        && let Ok(mut map) = self.elements.write()
+                        && map.len() < MAX_CACHED_INTERMEDIATES
+                    {
+                        map.insert(d, element.clone());
+                    }
+                    element
+                });
+                element.source = source;
+                element
+            })
+            .collect()
+    }
+
+    /// The store that checks no validity period (`X509_V_FLAG_NO_CHECK_TIME`), built once.
+    fn timeless_store(&self, trust: &Trust) -> Result<Arc<X509Store>, ErrorStack> {
+        let mut cached = self.timeless.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(store) = cached.as_ref() {
+            return Ok(Arc::clone(store));
+        }
+        let store = Arc::new(build_store(trust, None)?);
+        *cached = Some(Arc::clone(&store));
+        Ok(store)
     }
 
     fn run_verify(
@@ -236,24 +385,7 @@ impl Verifier {
         keep_chain: bool,
     ) -> Result<(Option<Failure>, Vec<X509>), ErrorStack> {
         let store = self.store_at(trust, now)?;
-        let mut untrusted = Stack::new()?;
-        for cert in chain {
-            untrusted.push(cert.clone())?;
-        }
-        let mut context = X509StoreContext::new()?;
-        context.init(&store, leaf, &untrusted, |ctx| {
-            let verified = ctx.verify_cert()?;
-            let built = match ctx.chain() {
-                Some(stack) if keep_chain => stack.iter().map(X509Ref::to_owned).collect(),
-                _ => Vec::new(),
-            };
-            if verified {
-                return Ok((None, built));
-            }
-            let depth = ctx.error_depth();
-            let at = ctx.current_cert().map(|c| (name_text(c.subject_name()), name_text(c.issuer_name())));
-            Ok((Some(Failure { error: ctx.error(), depth, at }), built))
-        })
+        run_in_store(&store, leaf, chain, keep_chain)
     }
 
     /// Verifies a leaf read by the fast path; the same status as [`Verifier::verify`] gives for
@@ -285,25 +417,33 @@ impl Verifier {
         chain: &[X509],
         chain_digests: &[[u8; 32]],
         now: i64,
-    ) -> Option<ChainStatus> {
+    ) -> Option<ChainFacts> {
         let Some(trust) = &self.trust else {
-            return Some(ChainStatus::NotChecked);
+            return Some(ChainFacts::not_checked());
         };
-        let full = || Some(self.verify(decoded.get()?, chain, now));
+        let full = || Some(self.verify_facts(decoded.get()?, chain, chain_digests, now));
         if chain_digests.contains(&leaf.digest) {
             return full();
         }
         if leaf.self_issued()? {
             if chain.is_empty() && leaf.marked_self_signed() && self.name_absent(trust, leaf.subject)? {
-                return Some(ChainStatus::Untrusted(MSG_DEPTH_ZERO_SELF_SIGNED.to_owned()));
+                // Chain building fails at the leaf, with or without validity periods.
+                return Some(ChainFacts {
+                    status: ChainStatus::Untrusted(MSG_DEPTH_ZERO_SELF_SIGNED.to_owned()),
+                    path: PathStatus::Untrusted(MSG_DEPTH_ZERO_SELF_SIGNED.to_owned()),
+                    chain: Vec::new(),
+                });
             }
             return full();
         }
         let key = memo_key(leaf, chain_digests, now);
         let known = self.chains.read().ok().and_then(|m| m.get(&key).cloned());
         match known.as_deref() {
-            Some(Above::Trusted(issuer_key)) => {
-                return Some(if !leaf.verify_with(issuer_key) {
+            Some(Above::Trusted { key: issuer_key, above }) => {
+                // The path above is valid at `now`; the leaf's signature decides the path, its
+                // dates only the status.
+                let signed = leaf.verify_with(issuer_key);
+                let status = if !signed {
                     ChainStatus::Untrusted(MSG_SIGNATURE_FAILURE.to_owned())
                 } else if leaf.not_before > now {
                     ChainStatus::Untrusted(MSG_NOT_YET_VALID.to_owned())
@@ -311,29 +451,42 @@ impl Verifier {
                     ChainStatus::Untrusted(MSG_EXPIRED.to_owned())
                 } else {
                     ChainStatus::Trusted
-                });
+                };
+                let path =
+                    if signed { PathStatus::Valid } else { PathStatus::Invalid(MSG_SIGNATURE_FAILURE.to_owned()) };
+                return Some(ChainFacts { status, path, chain: above.clone() });
             }
-            Some(Above::Failed { status, anchorless }) => {
-                if !anchorless || self.name_absent(trust, leaf.subject)? {
-                    return Some(status.clone());
+            Some(Above::Failed { status, anchorless, path }) => {
+                if *anchorless && !self.name_absent(trust, leaf.subject)? {
+                    return full();
                 }
-                return full();
+                return match path {
+                    Some((path, above)) => {
+                        Some(ChainFacts { status: status.clone(), path: path.clone(), chain: above.clone() })
+                    }
+                    // The status is known; the path verdict depends on the leaf.
+                    None => {
+                        let (path, above) = self.path_verdict(trust, decoded.get()?, chain, chain_digests, now);
+                        Some(ChainFacts { status: status.clone(), path, chain: above })
+                    }
+                };
             }
             None => {}
         }
         let decoded = decoded.get()?;
         let Ok((failure, built)) = self.run_verify_keeping(trust, decoded, chain, now, true) else {
-            return Some(ChainStatus::NotChecked);
+            return Some(ChainFacts::not_checked());
         };
         let learned = learn(failure.as_ref(), &built);
-        let status = match failure {
-            None => ChainStatus::Trusted,
-            Some(failure) => failure.into_status(chain.is_empty()),
-        };
+        let facts = self.facts_from(trust, decoded, chain, chain_digests, now, failure, &built);
         if let Some(above) = learned {
             let above = match above {
-                Learned::Trusted(key) => Above::Trusted(key),
-                Learned::Failed { anchorless } => Above::Failed { status: status.clone(), anchorless },
+                Learned::Trusted(key) => Above::Trusted { key, above: facts.chain.clone() },
+                Learned::Failed { anchorless } => Above::Failed {
+                    status: facts.status.clone(),
+                    anchorless,
+                    path: anchorless.then(|| (facts.path.clone(), facts.chain.clone())),
+                },
             };
             if let Ok(mut map) = self.chains.write()
                 && map.len() < MAX_MEMO_ENTRIES
@@ -341,7 +494,7 @@ impl Verifier {
                 map.insert(key, Arc::new(above));
             }
         }
-        Some(status)
+        Some(facts)
     }
 
     /// Whether no certificate in the trust store has the subject `name` (DER), as the store's
@@ -380,27 +533,65 @@ impl Verifier {
         {
             return Ok(Arc::clone(store));
         }
-        let mut builder = X509StoreBuilder::new()?;
-        for root in &trust.roots {
-            // A certificate listed twice (system store and extra roots) is not an error.
-            let _ = builder.add_cert(root.clone());
-        }
-        if !trust.hash_dirs.is_empty() {
-            let lookup = builder.add_lookup(X509Lookup::hash_dir())?;
-            for dir in &trust.hash_dirs {
-                lookup.add_dir(dir, openssl::ssl::SslFiletype::PEM)?;
-            }
-        }
-        let mut param = X509VerifyParam::new()?;
-        param.set_time(now);
-        // An extra root may be an intermediate the admin chose to trust.
-        param.set_flags(X509VerifyFlags::PARTIAL_CHAIN)?;
-        param.set_purpose(X509PurposeId::SSL_SERVER)?;
-        builder.set_param(&param)?;
-        let store = Arc::new(builder.build());
+        let store = Arc::new(build_store(trust, Some(now))?);
         *cached = Some((now, Arc::clone(&store)));
         Ok(store)
     }
+}
+
+/// A store of the trusted certificates that verifies at `time`, or checks no validity period at
+/// all with `None`.
+fn build_store(trust: &Trust, time: Option<i64>) -> Result<X509Store, ErrorStack> {
+    let mut builder = X509StoreBuilder::new()?;
+    for root in &trust.roots {
+        // A certificate listed twice (system store and extra roots) is not an error.
+        let _ = builder.add_cert(root.clone());
+    }
+    if !trust.hash_dirs.is_empty() {
+        let lookup = builder.add_lookup(X509Lookup::hash_dir())?;
+        for dir in &trust.hash_dirs {
+            lookup.add_dir(dir, openssl::ssl::SslFiletype::PEM)?;
+        }
+    }
+    let mut param = X509VerifyParam::new()?;
+    // An extra root may be an intermediate the admin chose to trust.
+    let mut flags = X509VerifyFlags::PARTIAL_CHAIN;
+    match time {
+        Some(now) => param.set_time(now),
+        None => flags |= X509VerifyFlags::NO_CHECK_TIME,
+    }
+    param.set_flags(flags)?;
+    param.set_purpose(X509PurposeId::SSL_SERVER)?;
+    builder.set_param(&param)?;
+    Ok(builder.build())
+}
+
+/// Runs `X509_verify_cert` in `store`; with `keep_chain`, also returns the chain it built (or as
+/// far as it got).
+fn run_in_store(
+    store: &X509Store,
+    leaf: &X509Ref,
+    chain: &[X509],
+    keep_chain: bool,
+) -> Result<(Option<Failure>, Vec<X509>), ErrorStack> {
+    let mut untrusted = Stack::new()?;
+    for cert in chain {
+        untrusted.push(cert.clone())?;
+    }
+    let mut context = X509StoreContext::new()?;
+    context.init(store, leaf, &untrusted, |ctx| {
+        let verified = ctx.verify_cert()?;
+        let built = match ctx.chain() {
+            Some(stack) if keep_chain => stack.iter().map(X509Ref::to_owned).collect(),
+            _ => Vec::new(),
+        };
+        if verified {
+            return Ok((None, built));
+        }
+        let depth = ctx.error_depth();
+        let at = ctx.current_cert().map(|c| (name_text(c.subject_name()), name_text(c.issuer_name())));
+        Ok((Some(Failure { error: ctx.error(), depth, at }), built))
+    })
 }
 
 /// The memo's key: the verification time, the leaf's issuer name, authority key identifier and
@@ -481,26 +672,74 @@ struct Failure {
     at: Option<(String, String)>,
 }
 
+/// `X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT`
+const ERR_DEPTH_ZERO_SELF_SIGNED: i32 = 18;
+
+/// How a failure reads for the admin, by kind.
+enum FailureKind {
+    /// The issuer is nowhere to be found (a missing intermediate).
+    MissingIssuer(String),
+    /// A certificate with the issuer's name is in the files, but did not sign this one.
+    WrongIssuer(String),
+    /// Anything else, with the certificate concerned above the leaf.
+    Other(String),
+}
+
 impl Failure {
-    fn into_status(self, no_intermediates: bool) -> ChainStatus {
+    /// The message and its kind. `chain`: the certificates offered with the leaf.
+    fn kind(&self, chain: &[X509]) -> FailureKind {
         let message = self.error.error_string();
         let code = self.error.as_raw();
         let missing_issuer =
             code == ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY || code == ERR_UNABLE_TO_GET_ISSUER_CERT;
-        if missing_issuer && (no_intermediates || self.depth == 0) {
-            let detail = match &self.at {
-                Some((_, issuer)) => format!(
-                    "{message}: the issuer \"{issuer}\" is neither in the certificate files nor a trusted root (missing intermediate?)"
-                ),
-                None => message.to_owned(),
+        if missing_issuer && (chain.is_empty() || self.depth == 0) {
+            let Some((subject, issuer)) = &self.at else {
+                return FailureKind::MissingIssuer(message.to_owned());
             };
-            return ChainStatus::Incomplete(detail);
-        }
-        match (&self.at, self.depth) {
-            (Some((subject, _)), depth) if depth > 0 => {
-                ChainStatus::Untrusted(format!("{message} (chain certificate \"{subject}\", depth {depth})"))
+            // The files hold a certificate of that name, which OpenSSL did not take for the
+            // issuer (another key: its key identifier or signature does not match).
+            if chain.iter().any(|c| name_text(c.subject_name()) == *issuer && name_text(c.subject_name()) != *subject) {
+                return FailureKind::WrongIssuer(format!(
+                    "{message}: the certificate files hold a certificate named \"{issuer}\", but it is not the one \
+                     that signed \"{subject}\" (another key: a wrong, outdated or damaged intermediate?)"
+                ));
             }
-            _ => ChainStatus::Untrusted(message.to_owned()),
+            return FailureKind::MissingIssuer(format!(
+                "{message}: the issuer \"{issuer}\" is neither in the certificate files nor a trusted root (missing intermediate?)"
+            ));
+        }
+        FailureKind::Other(match (&self.at, self.depth) {
+            (Some((subject, _)), depth) if depth > 0 => {
+                format!("{message} (chain certificate \"{subject}\", depth {depth})")
+            }
+            _ => message.to_owned(),
+        })
+    }
+
+    /// `chain-status`.
+    fn into_status(self, chain: &[X509]) -> ChainStatus {
+        match self.kind(chain) {
+            FailureKind::MissingIssuer(m) => ChainStatus::Incomplete(m),
+            FailureKind::WrongIssuer(m) | FailureKind::Other(m) => ChainStatus::Untrusted(m),
+        }
+    }
+
+    /// `path-status` (of a verification that checked no validity period).
+    fn into_path(self, chain: &[X509]) -> PathStatus {
+        let code = self.error.as_raw();
+        // A self-signed leaf or root nobody trusts, or an intermediate whose issuer (a root) is
+        // not in the trust store.
+        let untrusted = [
+            ERR_DEPTH_ZERO_SELF_SIGNED,
+            ERR_SELF_SIGNED_CERT_IN_CHAIN,
+            ERR_UNABLE_TO_GET_ISSUER_CERT,
+            ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY,
+        ]
+        .contains(&code);
+        match self.kind(chain) {
+            FailureKind::MissingIssuer(m) => PathStatus::Incomplete(m),
+            FailureKind::Other(m) if untrusted => PathStatus::Untrusted(m),
+            FailureKind::WrongIssuer(m) | FailureKind::Other(m) => PathStatus::Invalid(m),
         }
     }
 }

@@ -313,6 +313,8 @@ mod tests {
                 key: KeyStatus::NotChecked,
                 covers_hostname: true,
                 served: Vec::new(),
+                group: None,
+                check_only: false,
             },
         }
     }
@@ -333,6 +335,7 @@ mod tests {
                 fallback_from: None,
             },
             order_hostname_certificate: false,
+            orders: Vec::new(),
             network: Default::default(),
             services,
             notices,

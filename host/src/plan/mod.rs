@@ -27,6 +27,10 @@ pub enum PlanError {
     TooManyReasons { service: String, count: usize, limit: usize },
     #[error("service `{service}`: reason `other` of {len} bytes (at most {limit})")]
     OtherReasonTooLong { service: String, len: usize, limit: usize },
+    #[error("an order for group `{0}`, which is not one of the certificate groups")]
+    UnknownGroup(String),
+    #[error("{count} orders for group `{group}` (at most one is allowed)")]
+    DuplicateOrder { group: String, count: usize },
 }
 
 /// Checks a plan against the facts it answers, and returns it with its decisions in the order
@@ -87,11 +91,29 @@ pub fn validate(facts: &HostFacts, mut plan: Plan, limits: &Limits) -> Result<Pl
             return Err(PlanError::NoticeUnknownService(service.clone()));
         }
     }
+    for order in &plan.orders {
+        if facts.group(&order.group).is_none() {
+            return Err(PlanError::UnknownGroup(order.group.clone()));
+        }
+        let count = plan.orders.iter().filter(|o| o.group == order.group).count();
+        if count > 1 {
+            return Err(PlanError::DuplicateOrder { group: order.group.clone(), count });
+        }
+    }
     plan.services.sort_by_key(|d| position[d.service.as_str()]);
+    // Orders in the groups' order, so the same plan in another order is the same plan.
+    let group_position: HashMap<&str, usize> =
+        facts.groups.iter().enumerate().map(|(i, g)| (g.name.as_str(), i)).collect();
+    plan.orders.sort_by_key(|o| group_position[o.group.as_str()]);
     Ok(plan)
 }
 
 impl Plan {
+    /// Whether the plan orders a certificate for `group`.
+    pub fn orders_group(&self, group: &str) -> bool {
+        self.orders.iter().any(|o| o.group == group)
+    }
+
     /// The decision for a service, if the plan has one.
     pub fn decision(&self, service: &str) -> Option<&ServicePlan> {
         self.services.iter().find(|d| d.service == service)

@@ -64,12 +64,20 @@ pub struct Notice {
     pub message: String,
 }
 
+/// See `order-request` in the contract.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct OrderRequest {
+    pub group: String,
+}
+
 /// See `plan` in the contract.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct Plan {
     pub services: Vec<ServicePlan>,
-    pub order_hostname_certificate: bool,
+    #[serde(default)]
+    pub orders: Vec<OrderRequest>,
     #[serde(default)]
     pub notices: Vec<Notice>,
 }

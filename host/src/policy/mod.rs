@@ -80,6 +80,7 @@ type CompileSlot = OnceLock<Result<Component, String>>;
 pub struct Runtime {
     engine: Engine,
     linker_v0_1_0: Linker<HostState>,
+    linker_v0_2_0: Linker<HostState>,
     limits: Limits,
     cache: Option<cache::Cache>,
     /// Components compiled (or loaded from the cache) by this runtime, by SHA-256: loading the
@@ -101,10 +102,18 @@ impl Runtime {
         config.max_wasm_stack(limits.max_wasm_stack);
         config.wasm_component_model(true);
         let engine = Engine::new(&config).map_err(|e| PolicyError::Engine(e.to_string()))?;
-        let linker_v0_1_0 =
-            contract::since_v0_1_0::linker(&engine).map_err(|e| PolicyError::Engine(e.to_string()))?;
+        let engine_error = |e: wasmtime::Error| PolicyError::Engine(e.to_string());
+        let linker_v0_1_0 = contract::since_v0_1_0::linker(&engine).map_err(engine_error)?;
+        let linker_v0_2_0 = contract::since_v0_2_0::linker(&engine).map_err(engine_error)?;
         let cache = cache_dir.map(|dir| cache::Cache::new(dir, &engine));
-        Ok(Runtime { engine, linker_v0_1_0, limits, cache, compiled: Mutex::new(HashMap::new()) })
+        Ok(Runtime {
+            engine,
+            linker_v0_1_0,
+            linker_v0_2_0,
+            limits,
+            cache,
+            compiled: Mutex::new(HashMap::new()),
+        })
     }
 
     /// The limits in force.
@@ -172,6 +181,9 @@ impl Runtime {
             ContractVersion::V0_1_0 => {
                 contract::since_v0_1_0::metadata(&mut store, &self.linker_v0_1_0, &module.component)
             }
+            ContractVersion::V0_2_0 => {
+                contract::since_v0_2_0::metadata(&mut store, &self.linker_v0_2_0, &module.component)
+            }
         }
         .map_err(|failure| self.classify(failure, module, &store, "metadata", 0))?;
         if metadata.contract_version != module.version.as_str() {
@@ -192,6 +204,9 @@ impl Runtime {
         let answer = match module.version {
             ContractVersion::V0_1_0 => {
                 contract::since_v0_1_0::evaluate(&mut store, &self.linker_v0_1_0, &module.component, facts)
+            }
+            ContractVersion::V0_2_0 => {
+                contract::since_v0_2_0::evaluate(&mut store, &self.linker_v0_2_0, &module.component, facts)
             }
         }
         .map_err(|failure| self.classify(failure, module, &store, "evaluate", services))?;

@@ -143,14 +143,14 @@ pub fn served_endpoint(
             endpoint: endpoint.address(),
             sha256_fingerprint: Some(served.fingerprint.clone()),
             matches_installed: installed == Some(served.fingerprint.as_str()),
-            chain: verifier.verify(&served.leaf, &served.chain, now),
+            chain_status: verifier.verify(&served.leaf, &served.chain, now),
             error: None,
         },
         Err(error) => ServedEndpoint {
             endpoint: endpoint.address(),
             sha256_fingerprint: None,
             matches_installed: false,
-            chain: ChainStatus::NotChecked,
+            chain_status: ChainStatus::NotChecked,
             error: Some(format!("{}: {error}", endpoint.protocol)),
         },
     }
@@ -221,7 +221,7 @@ pub fn notices_for(
 
 /// One served endpoint in words, for the verbose report: whether it serves what is on disk.
 pub fn describe_served(e: &ServedEndpoint) -> String {
-    let chain = match &e.chain {
+    let chain = match &e.chain_status {
         ChainStatus::Trusted => "chain trusted".to_string(),
         ChainStatus::Untrusted(why) => format!("chain untrusted: {why}"),
         ChainStatus::Incomplete(why) => format!("chain incomplete: {why}"),

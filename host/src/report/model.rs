@@ -24,8 +24,12 @@ pub struct RunReport {
     pub dry_run: bool,
     /// The policy that made the plan.
     pub policy: PolicyInfo,
-    /// Whether the plan asked for a hostname certificate order.
+    /// Whether the plan asked for any certificate order (contract 0.1.0's flag, kept for
+    /// readers of report version 1).
     pub order_hostname_certificate: bool,
+    /// The certificate groups the plan ordered a certificate for.
+    #[serde(default)]
+    pub orders: Vec<String>,
     /// The host-wide network facts (hostname DNS, CAA) and what they were based on.
     pub network: crate::facts::network::NetworkReport,
     /// One entry per service, in configuration order.

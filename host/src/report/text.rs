@@ -146,7 +146,7 @@ fn details(out: &mut String, s: &ServiceReport) {
             let _ = writeln!(
                 out,
                 "{pad}chain: {}; revocation: {}",
-                safe(&chain_text(&c.chain)),
+                safe(&chain_text(&c.chain_status)),
                 safe(&revocation_text(&c.revocation))
             );
             let _ = writeln!(

@@ -7,8 +7,9 @@
 //! contract keep working.
 
 pub mod since_v0_1_0;
+pub mod since_v0_2_0;
 
-pub use since_v0_1_0 as latest;
+pub use since_v0_2_0 as latest;
 
 use wasmtime::component::Component;
 use wasmtime::component::types::ComponentItem;
@@ -21,28 +22,35 @@ use crate::plan::model::Level;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ContractVersion {
     V0_1_0,
+    V0_2_0,
 }
 
 impl ContractVersion {
     /// Every supported version, oldest first.
-    pub const ALL: &'static [ContractVersion] = &[ContractVersion::V0_1_0];
+    pub const ALL: &'static [ContractVersion] = &[ContractVersion::V0_1_0, ContractVersion::V0_2_0];
+
+    /// The newest version, the one the host's model mirrors.
+    pub const LATEST: ContractVersion = ContractVersion::V0_2_0;
 
     /// The version as written in the WIT package (`0.1.0`).
     pub fn as_str(self) -> &'static str {
         match self {
             ContractVersion::V0_1_0 => since_v0_1_0::VERSION,
+            ContractVersion::V0_2_0 => since_v0_2_0::VERSION,
         }
     }
 
     fn allowed_imports(self) -> &'static [&'static str] {
         match self {
             ContractVersion::V0_1_0 => since_v0_1_0::ALLOWED_IMPORTS,
+            ContractVersion::V0_2_0 => since_v0_2_0::ALLOWED_IMPORTS,
         }
     }
 
     fn rules_export(self) -> &'static str {
         match self {
             ContractVersion::V0_1_0 => since_v0_1_0::RULES_EXPORT,
+            ContractVersion::V0_2_0 => since_v0_2_0::RULES_EXPORT,
         }
     }
 }

@@ -1,8 +1,15 @@
-//! Contract `checkallsslcerts:policy@0.1.0` (`wit/since_v0.1.0/`), frozen.
+//! Contract `checkallsslcerts:policy@0.1.0` (`wit/since_v0.1.0/`), frozen; modules built against
+//! it run unchanged beside 0.2.0 ones.
 //!
-//! The generated bindings, and thin conversions between them and the host's own model
-//! (`facts::model`, `plan::model`). When a newer contract is released, this file stays as it is
-//! apart from the conversions, which then map the newer model onto this version.
+//! The generated bindings, and the conversion between them and the host's model, which now
+//! mirrors 0.2.0. Going down to 0.1.0 drops what 0.1.0 does not know: the chain's certificates
+//! and the path verdict (0.1.0's `chain` is 0.2.0's `chain-status`, the same value), the
+//! services' groups and check-only flag, and the groups other than "hostname" (0.1.0's pending
+//! order and back-off are the "hostname" group's). Coming up, 0.1.0's single
+//! `order-hostname-certificate` orders the "hostname" group and every group with a service the
+//! plan replaces: in 0.1.0 every replaced service got the one ordered certificate, so with the
+//! default configuration (one group) the plan is exactly what it was ([`plan_v0_1_0`] turns it
+//! back).
 
 use wasmtime::Store;
 use wasmtime::component::{Component, HasSelf, Linker};
@@ -63,12 +70,11 @@ pub fn evaluate(
     facts: &f::HostFacts,
 ) -> Outcome<Result<p::Plan, String>> {
     let policy = Policy::instantiate(&mut *store, component, linker).map_err(super::Failure::Instantiate)?;
-    let facts = w::HostFacts::from(facts);
     let answer = policy
         .checkallsslcerts_policy_rules()
-        .call_evaluate(&mut *store, &facts)
+        .call_evaluate(&mut *store, &w::HostFacts::from(facts))
         .map_err(super::Failure::Call)?;
-    Ok(answer.map(p::Plan::from))
+    Ok(answer.map(|plan| plan_from(plan, facts)))
 }
 
 // ---- model → contract (facts) ----
@@ -151,7 +157,7 @@ impl From<&f::Certificate> for w::Certificate {
             },
             signature_algorithm: c.signature_algorithm.clone(),
             self_signed: c.self_signed,
-            chain: (&c.chain).into(),
+            chain: (&c.chain_status).into(),
             revocation: (&c.revocation).into(),
             renewal_window: c.renewal_window.as_ref().map(|r| w::RenewalWindow {
                 start: r.start,
@@ -200,7 +206,7 @@ impl From<&f::ServiceFacts> for w::ServiceFacts {
                     endpoint: e.endpoint.clone(),
                     sha256_fingerprint: e.sha256_fingerprint.clone(),
                     matches_installed: e.matches_installed,
-                    chain: (&e.chain).into(),
+                    chain: (&e.chain_status).into(),
                     error: e.error.clone(),
                 })
                 .collect(),
@@ -218,15 +224,18 @@ impl From<&f::HostFacts> for w::HostFacts {
             caa: (&h.caa).into(),
             disable_auto_hostname_certificate: h.disable_auto_hostname_certificate,
             disable_service_certificate_management: h.disable_service_certificate_management,
-            acme: h.acme.as_ref().map(|a| w::AcmeFacts {
-                directory_url: a.directory_url.clone(),
-                pending_order: a.pending_order.as_ref().map(|o| w::PendingOrder {
-                    url: o.url.clone(),
-                    created: o.created,
-                    names: o.names.clone(),
-                    status: o.status.clone(),
-                }),
-                next_order_not_before: a.next_order_not_before,
+            acme: h.acme.as_ref().map(|a| {
+                let hostname = h.hostname_group();
+                w::AcmeFacts {
+                    directory_url: a.directory_url.clone(),
+                    pending_order: hostname.and_then(|g| g.pending_order.as_ref()).map(|o| w::PendingOrder {
+                        url: o.url.clone(),
+                        created: o.created,
+                        names: o.names.clone(),
+                        status: o.status.clone(),
+                    }),
+                    next_order_not_before: hostname.and_then(|g| g.next_order_not_before),
+                }
             }),
             params: h.params.clone(),
             services: h.services.iter().map(Into::into).collect(),
@@ -281,6 +290,51 @@ impl From<w::Reason> for p::Reason {
     }
 }
 
+/// A 0.1.0 plan in the host's model: `order-hostname-certificate` orders the "hostname" group
+/// and the group of every service the plan replaces (see the module documentation).
+fn plan_from(v: w::Plan, facts: &f::HostFacts) -> p::Plan {
+    let order = v.order_hostname_certificate;
+    let mut plan = p::Plan::from(v);
+    if order {
+        let replaced = |group: &str| {
+            facts.services.iter().any(|s| {
+                s.group.as_deref() == Some(group)
+                    && plan.decision(&s.name).is_some_and(|d| {
+                        matches!(d.decision, p::Decision::Replace | p::Decision::ReplaceOrPlaceholder)
+                    })
+            })
+        };
+        let groups: Vec<p::OrderRequest> = facts
+            .groups
+            .iter()
+            .filter(|g| g.name == f::HOSTNAME_GROUP || replaced(&g.name))
+            .map(|g| p::OrderRequest { group: g.name.clone() })
+            .collect();
+        plan.orders = groups;
+    }
+    plan
+}
+
+/// A plan in 0.1.0's terms (`services`, `order-hostname-certificate`, `notices`), as the hosts
+/// before 0.2.0 printed it: what a 0.1.0 module answered, e.g. for `policy eval`.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct PlanV0_1_0<'a> {
+    services: &'a [p::ServicePlan],
+    order_hostname_certificate: bool,
+    notices: &'a [p::Notice],
+}
+
+impl<'a> From<&'a p::Plan> for PlanV0_1_0<'a> {
+    fn from(plan: &'a p::Plan) -> Self {
+        PlanV0_1_0 {
+            services: &plan.services,
+            order_hostname_certificate: !plan.orders.is_empty(),
+            notices: &plan.notices,
+        }
+    }
+}
+
 impl From<w::Plan> for p::Plan {
     fn from(v: w::Plan) -> Self {
         p::Plan {
@@ -293,7 +347,7 @@ impl From<w::Plan> for p::Plan {
                     reasons: s.reasons.into_iter().map(Into::into).collect(),
                 })
                 .collect(),
-            order_hostname_certificate: v.order_hostname_certificate,
+            orders: Vec::new(),
             notices: v
                 .notices
                 .into_iter()
