@@ -260,6 +260,69 @@ fn standalone_http01_issues_once_installs_into_both_layouts_and_reuses_the_accou
     assert_eq!(std::fs::read_dir(acme.join("issued")).expect("issued").count(), 2);
 }
 
+/// Contract 0.2.0's certificate groups: `web` keeps the hostname's certificate, `ftp` is in a
+/// group of its own. One run orders two certificates from Pebble, each with its own key and
+/// names, each installed only into its own group's services, each group with its own state.
+#[test]
+fn two_certificate_groups_get_two_orders_with_their_own_keys_and_names() {
+    let pebble = Pebble::start(Settings::default());
+    let host = Host::new("groups.acme-test.com");
+    host.configure_for(&pebble, "");
+    let text = std::fs::read_to_string(&host.config).expect("config");
+    let text = text
+        .replace("layout = \"combined\"\n", "layout = \"combined\"\ncertificate-group = \"shop\"\n")
+        + "\n[[certificate]]\nname = \"shop\"\nnames = [\"shop.acme-test.com\", \"www.shop.acme-test.com\"]\nkey = \"rsa-2048\"\n";
+    std::fs::write(&host.config, text).expect("config");
+    Run::new().args(["config", "check", "--config"]).arg(&host.config).run().code(0);
+
+    let out = host.run().arg("--json").run();
+    let report = json(&out);
+    assert_eq!(out.code, 0, "{}\n{}\n{}", out.stdout, out.stderr, pebble.log());
+    assert_eq!(report["orders"], serde_json::json!(["hostname", "shop"]), "{report}");
+    assert_eq!(actions(&report, "web"), vec![("install-replacement".to_string(), "done".to_string())]);
+    assert_eq!(actions(&report, "ftp"), vec![("install-replacement".to_string(), "done".to_string())]);
+    let web = assert_issued(&host.path("web/cert.pem"), &host.path("web/key.pem"), &host.hostname);
+    let ftp =
+        assert_issued(&host.path("ftp/combined.pem"), &host.path("ftp/combined.pem"), "shop.acme-test.com");
+    assert_ne!(web, ftp, "two certificates");
+    let names = |file: &str| -> Vec<String> {
+        let leaf =
+            X509::stack_from_pem(&std::fs::read(host.path(file)).expect("read")).expect("pem").remove(0);
+        let mut names: Vec<String> = leaf
+            .subject_alt_names()
+            .expect("san")
+            .iter()
+            .filter_map(|n| n.dnsname().map(str::to_owned))
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(names("web/cert.pem"), ["groups.acme-test.com"], "the hostname group's names only");
+    assert_eq!(names("ftp/combined.pem"), ["shop.acme-test.com", "www.shop.acme-test.com"]);
+    let key_of =
+        |file: &str| PKey::private_key_from_pem(&std::fs::read(host.path(file)).expect("key")).expect("key");
+    let (web_key, ftp_key) = (key_of("web/key.pem"), key_of("ftp/combined.pem"));
+    assert!(!web_key.public_eq(&ftp_key), "each group its own key");
+    assert_eq!(
+        (web_key.id(), ftp_key.id()),
+        (openssl::pkey::Id::EC, openssl::pkey::Id::RSA),
+        "each group its own key type"
+    );
+    assert_eq!(host.reload_log(), "web reload\nftp reload\n", "each service reloaded once");
+    // Each group its own state: the hostname group's in acme/, the shop group's under groups/,
+    // one account for both.
+    assert_eq!(host.events("order-opened").len(), 1);
+    let shop_history =
+        std::fs::read_to_string(host.state().join("groups/shop/acme/history.jsonl")).expect("shop history");
+    assert_eq!(shop_history.lines().filter(|l| l.contains("\"order-opened\"")).count(), 1);
+    assert_eq!(std::fs::read_dir(host.state().join("acme/accounts")).expect("accounts").count(), 1);
+    assert!(!host.state().join("groups/shop/acme/accounts").exists(), "the account is shared");
+
+    // Nothing to do next time: no order in either group.
+    host.run().run().code(0);
+    assert_eq!(host.events("order-opened").len(), 1);
+}
+
 /// Issue 12, case 3: a CA that forgot the account (Pebble restarted) gets a new account in the
 /// same run; the old account file is kept and the replacement is in the history.
 #[test]

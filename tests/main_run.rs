@@ -413,3 +413,39 @@ fn an_interrupted_install_is_repaired_by_the_next_run() {
         assert!(!fx.state().join("journal").join("web.json").exists(), "{point}: journal cleared");
     }
 }
+
+/// `--at`: "what will need replacing by then?" The same healthy server is fine today and, 400
+/// days on, holds nothing but expired certificates — with the facts, the chain and the policy
+/// all evaluated then. A real run refuses `--at`; a bad time is a usage error.
+#[test]
+fn at_evaluates_a_dry_run_at_another_time() {
+    let ca = Ca::new("Main Test CA");
+    let fx = fixture(
+        &[("web", leaf(&ca, Leaf::valid(&[HOST], 90))), ("mail", leaf(&ca, Leaf::valid(&[HOST], 300)))],
+        &ca,
+        RECORD,
+    );
+    let before = snapshot(fx.root());
+    let today = parse_report(&fx.run().args(["--dry-run", "--json"]).run().code(0).stdout);
+    for name in ["web", "mail"] {
+        assert_eq!(service(&today, name)["decision"], "keep", "{today}");
+    }
+    let later = parse_report(&fx.run().args(["--dry-run", "--json", "--at", "+400d"]).run().stdout);
+    let started = later["started-at"].as_i64().expect("started-at");
+    assert!(started > now() + 399 * DAY, "the facts are as of the given time: {started}");
+    for name in ["web", "mail"] {
+        let s = service(&later, name);
+        assert_eq!(reasons(s), ["expired"], "{name}: {s}");
+        assert_ne!(s["decision"], "keep", "{name}: {s}");
+    }
+    // 88 days on, only the certificate with 90 days left is due (2 days left, under 3).
+    let soon = parse_report(&fx.run().args(["--dry-run", "--json", "--at", "+88d"]).run().stdout);
+    assert_eq!(reasons(service(&soon, "web")), ["expiring-soon"]);
+    assert_eq!(service(&soon, "mail")["decision"], "keep");
+
+    let refused = fx.run().args(["--at", "+400d"]).run().code(2);
+    assert!(refused.stderr.contains("--dry-run"), "{}", refused.stderr);
+    let bad = fx.run().args(["--dry-run", "--at", "next week"]).run().code(2);
+    assert!(bad.stderr.contains("RFC 3339"), "{}", bad.stderr);
+    assert_eq!(snapshot(fx.root()), before, "nothing changed");
+}

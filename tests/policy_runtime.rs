@@ -247,9 +247,14 @@ fn a_v0_1_0_module_runs_unchanged_beside_v0_2_0() {
     let mut compared = 0;
     for suite in &suites {
         for vector in &suite.vectors {
-            let (kind, file) = vector.name.rsplit_once('/').map(|(dir, f)| (dir.rsplit('/').next().unwrap_or(dir), f)).expect("name");
-            let recorded = std::fs::read_to_string(fixtures.join(format!("default-v0.1.0-plans/{kind}-{file}")))
-                .expect("a recorded plan for every vector");
+            let (kind, file) = vector
+                .name
+                .rsplit_once('/')
+                .map(|(dir, f)| (dir.rsplit('/').next().unwrap_or(dir), f))
+                .expect("name");
+            let recorded =
+                std::fs::read_to_string(fixtures.join(format!("default-v0.1.0-plans/{kind}-{file}")))
+                    .expect("a recorded plan for every vector");
             let plan = runtime.evaluate(&module, &vector.facts).expect("evaluates").plan;
             let now = serde_json::to_string_pretty(&PlanV0_1_0::from(&plan)).expect("json");
             assert_eq!(now.trim_end(), recorded.trim_end(), "{}", vector.name);

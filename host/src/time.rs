@@ -23,7 +23,9 @@ fn format(unix: i64, pattern: &str) -> String {
 /// `d` days, `h` hours, `m` minutes, `s` seconds). Unix seconds.
 pub fn parse_at(text: &str, now: i64) -> Result<i64, String> {
     let text = text.trim();
-    if let Some(rest) = text.strip_prefix('+').map(|r| (1, r)).or_else(|| text.strip_prefix('-').map(|r| (-1, r))) {
+    if let Some(rest) =
+        text.strip_prefix('+').map(|r| (1, r)).or_else(|| text.strip_prefix('-').map(|r| (-1, r)))
+    {
         let (sign, rest) = rest;
         let unit = rest.chars().last().ok_or_else(|| at_error(text))?;
         let seconds = match unit {
@@ -46,7 +48,9 @@ pub fn parse_at(text: &str, now: i64) -> Result<i64, String> {
 }
 
 fn at_error(text: &str) -> String {
-    format!("{text:?} is not a time: write RFC 3339 (2027-01-31T00:00:00Z) or +30d, +12h, +90m, +45s from now")
+    format!(
+        "{text:?} is not a time: write RFC 3339 (2027-01-31T00:00:00Z) or +30d, +12h, +90m, +45s from now"
+    )
 }
 
 /// `YYYYmmddTHHMMSSZ` (UTC): names of backups and set-aside files, which sort by time.

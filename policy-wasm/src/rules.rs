@@ -9,8 +9,8 @@
 
 use crate::types::{
     CaaStatus, Certificate, CertificateState, ChainElement, ChainSource, ChainStatus, Decision, DnsStatus,
-    GroupFacts, HostFacts, KeyKind, KeyStatus, Level, Notice, OrderRequest, PathStatus, Plan, PublicKey, Reason,
-    RenewalWindow, Revocation, ServiceFacts, ServicePlan, Timestamp,
+    GroupFacts, HostFacts, KeyKind, KeyStatus, Level, Notice, OrderRequest, PathStatus, Plan, PublicKey,
+    Reason, RenewalWindow, Revocation, ServiceFacts, ServicePlan, Timestamp,
 };
 
 /// The name of the certificate group of the server's hostname.
@@ -678,7 +678,8 @@ fn describe_reasons(
             Reason::WeakKey => {
                 let in_chain = weak_key_in_chain(cert, params).filter(|_| !is_weak_key(cert, params));
                 let key = in_chain.map_or(&cert.public_key, |e| &e.public_key);
-                let whose = in_chain.map(|e| format!("has an intermediate certificate ({}) that ", e.subject));
+                let whose =
+                    in_chain.map(|e| format!("has an intermediate certificate ({}) that ", e.subject));
                 let described = match key.kind {
                     KeyKind::Rsa => format!(
                         "has a weak key (RSA, {} bits; at least {} are required)",
@@ -701,7 +702,8 @@ fn describe_reasons(
                 (PathStatus::Incomplete(why), _) | (_, ChainStatus::Incomplete(why)) => {
                     format!("has an incomplete chain ({why})")
                 }
-                (PathStatus::Untrusted(why) | PathStatus::Invalid(why), _) | (_, ChainStatus::Untrusted(why)) => {
+                (PathStatus::Untrusted(why) | PathStatus::Invalid(why), _)
+                | (_, ChainStatus::Untrusted(why)) => {
                     format!("is not trusted ({why})")
                 }
                 _ => "is not trusted".to_string(),
@@ -1613,7 +1615,11 @@ mod tests {
         f.groups.push(shop_group(true));
         let plan = evaluate(&f);
         assert_eq!(plan.orders, vec![OrderRequest { group: "shop".to_string() }]);
-        assert!(service_notices(&plan, "shop-nginx")[0].message.contains("A new certificate for shop.example.com"));
+        assert!(
+            service_notices(&plan, "shop-nginx")[0]
+                .message
+                .contains("A new certificate for shop.example.com")
+        );
         f.services[0] = service("dovecot", expiring());
         let plan = evaluate(&f);
         let groups: Vec<&str> = plan.orders.iter().map(|o| o.group.as_str()).collect();

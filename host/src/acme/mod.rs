@@ -168,25 +168,35 @@ pub fn facts(config: &Config, now: i64) -> (Option<AcmeFacts>, Vec<GroupFacts>, 
     let mut groups = Vec::with_capacity(config.groups.len());
     for group in &config.groups {
         let scoped = config.for_group(&group.name);
-        let (names, orderable, pending, next) = match scoped.as_ref().and_then(|s| Some((s, s.acme.as_ref()?))) {
-            Some((scoped, acme)) => {
-                let names = order_names(scoped, acme);
-                let orderable = names.iter().all(|n| hostname_orderable(acme, n));
-                let (pending, next, mut problems) = group_state(scoped, now);
-                notices.extend(problems.drain(..).map(|p| format!("certificate group {}: {p}", group.name)));
-                (names, orderable, pending, next)
-            }
-            _ => {
-                let names: Vec<String> = if group.name == crate::config::HOSTNAME_GROUP {
-                    std::iter::once(config.hostname.to_ascii_lowercase()).chain(group.names.iter().cloned()).collect()
-                } else {
-                    group.names.clone()
-                };
-                let orderable = names.iter().all(|n| crate::facts::hostname_is_fqdn(n));
-                (names, orderable, None, None)
-            }
-        };
-        groups.push(GroupFacts { name: group.name.clone(), names, orderable, pending_order: pending, next_order_not_before: next });
+        let (names, orderable, pending, next) =
+            match scoped.as_ref().and_then(|s| Some((s, s.acme.as_ref()?))) {
+                Some((scoped, acme)) => {
+                    let names = order_names(scoped, acme);
+                    let orderable = names.iter().all(|n| hostname_orderable(acme, n));
+                    let (pending, next, mut problems) = group_state(scoped, now);
+                    notices
+                        .extend(problems.drain(..).map(|p| format!("certificate group {}: {p}", group.name)));
+                    (names, orderable, pending, next)
+                }
+                _ => {
+                    let names: Vec<String> = if group.name == crate::config::HOSTNAME_GROUP {
+                        std::iter::once(config.hostname.to_ascii_lowercase())
+                            .chain(group.names.iter().cloned())
+                            .collect()
+                    } else {
+                        group.names.clone()
+                    };
+                    let orderable = names.iter().all(|n| crate::facts::hostname_is_fqdn(n));
+                    (names, orderable, None, None)
+                }
+            };
+        groups.push(GroupFacts {
+            name: group.name.clone(),
+            names,
+            orderable,
+            pending_order: pending,
+            next_order_not_before: next,
+        });
     }
     let acme = config.acme.as_ref().map(|a| AcmeFacts { directory_url: a.directory_url.clone() });
     (acme, groups, notices)
@@ -217,7 +227,8 @@ fn group_state(config: &Config, now: i64) -> (Option<PendingOrder>, Option<i64>,
             None
         }
     };
-    let pending = pending.map(|p| PendingOrder { url: p.url, created: p.created, names: p.names, status: p.status });
+    let pending =
+        pending.map(|p| PendingOrder { url: p.url, created: p.created, names: p.names, status: p.status });
     (pending, next_order_not_before, notices)
 }
 
@@ -871,7 +882,10 @@ mod tests {
         assert_eq!(acme.expect("acme facts").directory_url, "https://ca.example.com/dir");
         assert_eq!(groups.len(), 1, "the hostname group alone");
         let first = &groups[0];
-        assert_eq!((first.name.as_str(), first.names.as_slice()), ("hostname", ["host.example.com".to_string()].as_slice()));
+        assert_eq!(
+            (first.name.as_str(), first.names.as_slice()),
+            ("hostname", ["host.example.com".to_string()].as_slice())
+        );
         assert_eq!((&first.pending_order, first.next_order_not_before), (&None, None));
         assert!(!tmp.path().join("state").exists(), "reading facts creates nothing");
 

@@ -16,8 +16,7 @@ use super::raw::{RawCertificateGroup, RawConfig, RawService, StringOrInteger};
 use super::types::Layout;
 use super::{
     CertificateGroup, Config, DEFAULT_RELOAD_TIMEOUT, DEFAULT_STATE_DIR, HOSTNAME_GROUP, PlaceholderConfig,
-    PolicyConfig, ServiceConfig,
-    TrustConfig,
+    PolicyConfig, ServiceConfig, TrustConfig,
 };
 
 /// The longest validity a placeholder may have (the CA/Browser Forum's old 825-day cap).
@@ -327,7 +326,11 @@ impl Resolver<'_> {
 
     /// `[[certificate]]`: the groups, the "hostname" group first (configured or not). Every
     /// service's `certificate-group` must name one.
-    fn groups(&mut self, raw: &[Spanned<RawCertificateGroup>], services: &[ServiceConfig]) -> Vec<CertificateGroup> {
+    fn groups(
+        &mut self,
+        raw: &[Spanned<RawCertificateGroup>],
+        services: &[ServiceConfig],
+    ) -> Vec<CertificateGroup> {
         let mut groups = vec![CertificateGroup::hostname_default()];
         let mut seen = std::collections::HashSet::new();
         for (index, table) in raw.iter().enumerate() {
@@ -371,7 +374,10 @@ impl Resolver<'_> {
                         Some(n.span()),
                         None,
                         "certificate.names",
-                        format!("{:?} is not a valid DNS name (a leading \"*.\" wildcard is allowed)", n.get_ref()),
+                        format!(
+                            "{:?} is not a valid DNS name (a leading \"*.\" wildcard is allowed)",
+                            n.get_ref()
+                        ),
                     );
                 } else if !names.contains(&lower) {
                     names.push(lower);

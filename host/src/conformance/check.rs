@@ -70,7 +70,7 @@ fn unusable(facts: &HostFacts, service: &crate::facts::model::ServiceFacts) -> O
 pub fn expectations(expect: &Expect, plan: &Plan) -> Vec<String> {
     let mut failures = Vec::new();
     if let Some(order) = expect.order_hostname_certificate
-        && order != !plan.orders.is_empty()
+        && order == plan.orders.is_empty()
     {
         failures.push(format!("order-hostname-certificate: expected {order}, got {}", !order));
     }

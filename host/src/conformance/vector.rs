@@ -6,8 +6,8 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::facts::model::{HOSTNAME_GROUP, HostFacts};
-use crate::policy::ContractVersion;
 use crate::plan::model::{Decision, Level, Reason};
+use crate::policy::ContractVersion;
 
 /// A parsed vector.
 #[derive(Debug, Clone)]
@@ -120,7 +120,8 @@ fn facts_v0_1_0(facts: &mut Value) {
     }
     let hostname = facts.get("hostname").and_then(Value::as_str).unwrap_or_default().to_ascii_lowercase();
     let orderable = facts.get("hostname-is-fqdn").and_then(Value::as_bool).unwrap_or(true);
-    let mut group = serde_json::json!({ "name": HOSTNAME_GROUP, "names": [hostname], "orderable": orderable });
+    let mut group =
+        serde_json::json!({ "name": HOSTNAME_GROUP, "names": [hostname], "orderable": orderable });
     if let Some(acme) = facts.get_mut("acme").and_then(Value::as_object_mut) {
         for key in ["pending-order", "next-order-not-before"] {
             if let Some(value) = acme.remove(key) {
@@ -211,7 +212,10 @@ mod tests {
         assert_eq!(v.expect.notices[0].service, Some(None));
         // Without groups, the hostname group alone, for the hostname.
         assert_eq!(v.facts.groups.len(), 1);
-        assert_eq!((v.facts.groups[0].name.as_str(), v.facts.groups[0].names.as_slice()), ("hostname", ["h.example.com".to_string()].as_slice()));
+        assert_eq!(
+            (v.facts.groups[0].name.as_str(), v.facts.groups[0].names.as_slice()),
+            ("hostname", ["h.example.com".to_string()].as_slice())
+        );
         assert_eq!(v.facts.services[0].group.as_deref(), Some("hostname"));
     }
 
@@ -237,8 +241,12 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_refused() {
-        let err = parse("t.json", r#"{"facts": {"now": 1, "hostname": "h"}, "expekt": {}}"#, ContractVersion::LATEST)
-            .expect_err("an unknown key is an error");
+        let err = parse(
+            "t.json",
+            r#"{"facts": {"now": 1, "hostname": "h"}, "expekt": {}}"#,
+            ContractVersion::LATEST,
+        )
+        .expect_err("an unknown key is an error");
         assert!(err.contains("t.json") && err.contains("expekt"), "{err}");
     }
 }

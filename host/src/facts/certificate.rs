@@ -8,7 +8,9 @@ use openssl::nid::Nid;
 use openssl::pkey::{HasPublic, Id, PKeyRef, Public};
 use openssl::x509::{X509, X509NameRef, X509Ref};
 
-use super::model::{Certificate, ChainElement, ChainSource, ChainStatus, KeyKind, PathStatus, PublicKey, Revocation};
+use super::model::{
+    Certificate, ChainElement, ChainSource, ChainStatus, KeyKind, PathStatus, PublicKey, Revocation,
+};
 use super::pem::{self, PemBlock};
 
 /// A certificate file's certificates: the leaf (the first) and the chain that follows it.

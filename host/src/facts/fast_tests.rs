@@ -501,7 +501,10 @@ fn the_cases_cover_the_interesting_outcomes() {
         status("wrong-issuer-key").0.chain_status,
         ChainStatus::Untrusted("certificate signature failure".into())
     );
-    assert_eq!(status("self-signed").0.chain_status, ChainStatus::Untrusted("self-signed certificate".into()));
+    assert_eq!(
+        status("self-signed").0.chain_status,
+        ChainStatus::Untrusted("self-signed certificate".into())
+    );
     assert!(status("self-signed").0.self_signed);
     assert!(!status("self-issued-not-self-signed").0.self_signed);
     assert!(status("self-issued-with-folded-names").0.self_signed);
@@ -514,7 +517,9 @@ fn the_cases_cover_the_interesting_outcomes() {
     assert_eq!(status("trusted-self-signed").0.chain_status, ChainStatus::Trusted);
     assert_eq!(status("trusted-leaf-without-chain").0.chain_status, ChainStatus::Trusted);
     assert!(matches!(status("missing-intermediate").0.chain_status, ChainStatus::Incomplete(_)));
-    assert!(matches!(status("untrusted-root-1").0.chain_status, ChainStatus::Untrusted(m) if m.contains("depth 1")));
+    assert!(
+        matches!(status("untrusted-root-1").0.chain_status, ChainStatus::Untrusted(m) if m.contains("depth 1"))
+    );
     assert!(
         matches!(status("expired-intermediate-1").0.chain_status, ChainStatus::Untrusted(m) if m.starts_with("certificate has expired (chain"))
     );
@@ -533,7 +538,9 @@ fn the_cases_cover_the_interesting_outcomes() {
     assert!(
         matches!(status("critical-unknown-extension").0.chain_status, ChainStatus::Untrusted(m) if m.contains("critical"))
     );
-    assert!(matches!(status("client-auth-only").0.chain_status, ChainStatus::Untrusted(m) if m.contains("purpose")));
+    assert!(
+        matches!(status("client-auth-only").0.chain_status, ChainStatus::Untrusted(m) if m.contains("purpose"))
+    );
     assert!(status("wildcard").1.covers_hostname);
     assert!(!status("other-names").1.covers_hostname);
     assert_eq!(status("key-mismatch").1.key, KeyStatus::Mismatch);

@@ -326,8 +326,11 @@ fn gather_full(
         match chain_file_problem {
             Some(problem) => ChainFacts::incomplete(problem),
             None => {
-                let digests: Vec<[u8; 32]> =
-                    chain.iter().filter_map(|c| c.to_der().ok()).map(|der| openssl::sha::sha256(&der)).collect();
+                let digests: Vec<[u8; 32]> = chain
+                    .iter()
+                    .filter_map(|c| c.to_der().ok())
+                    .map(|der| openssl::sha::sha256(&der))
+                    .collect();
                 verifier.verify_facts(&parsed.leaf, &chain, &digests, now)
             }
         },

@@ -134,7 +134,8 @@ fn a_good_certificate() {
     };
     assert_eq!(*c, expected);
     // The chain: the intermediate from the file, then the root from the trust store.
-    let sources: Vec<_> = c.chain.iter().map(|e| (e.subject.as_str(), e.source, e.is_ca, e.self_signed)).collect();
+    let sources: Vec<_> =
+        c.chain.iter().map(|e| (e.subject.as_str(), e.source, e.is_ca, e.self_signed)).collect();
     assert_eq!(
         sources,
         [
@@ -142,7 +143,9 @@ fn a_good_certificate() {
             ("CN=Test CA Root, O=Test CA", crate::facts::model::ChainSource::TrustStore, true, true),
         ]
     );
-    assert!(c.chain.iter().all(|e| e.sha256_fingerprint.len() == 64 && e.not_before < NOW && NOW < e.not_after));
+    assert!(
+        c.chain.iter().all(|e| e.sha256_fingerprint.len() == 64 && e.not_before < NOW && NOW < e.not_after)
+    );
     assert_eq!(c.sha256_fingerprint.len(), 64);
 
     // The same facts from parse_certificate (without the chain verification).
@@ -150,7 +153,12 @@ fn a_good_certificate() {
     assert_eq!(parsed.chain.len(), 1);
     assert_eq!(
         parsed.facts,
-        Certificate { chain_status: ChainStatus::NotChecked, path: crate::facts::model::PathStatus::NotChecked, chain: Vec::new(), ..expected }
+        Certificate {
+            chain_status: ChainStatus::NotChecked,
+            path: crate::facts::model::PathStatus::NotChecked,
+            chain: Vec::new(),
+            ..expected
+        }
     );
 }
 
@@ -803,4 +811,116 @@ fn fqdn_rules() {
     }
     assert!(hostname_is_fqdn("testing.com"), "only the .test TLD is special, not names starting with it");
     assert!(hostname_is_fqdn("mylocal.com"));
+}
+
+/// The two real-world cases contract 0.2.0 was made for, their kind of chain built here: badssl's
+/// `sha1-intermediate` (a SHA-256 leaf under an intermediate its root signed with SHA-1) and
+/// Chromium's `intermediate-signed-with-md5`. The facts carry the intermediate, and the default
+/// policy replaces both; the same leaf under a SHA-256-signed intermediate is kept (so the check
+/// can fail the other way).
+#[test]
+fn weak_intermediates_are_facts_and_the_default_policy_replaces_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let root_key = testpki::rsa_key(2048);
+    let root = Issued {
+        cert: testpki::issue(&Spec::ca("Weak Test Root", "Weak Test"), &root_key, None),
+        key: root_key,
+    };
+    let roots = write(dir.path(), "roots.pem", &pem(&[&root.cert]));
+    let verifier = Verifier::new(&TrustConfig { extra_roots: vec![roots], system_roots: false }).unwrap();
+    let runtime = crate::policy::Runtime::new(None).unwrap();
+    let policy = runtime.load_embedded().unwrap();
+    for (digest, algorithm, weak) in [
+        (MessageDigest::sha1(), "sha1WithRSAEncryption", true),
+        (MessageDigest::md5(), "md5WithRSAEncryption", true),
+        (MessageDigest::sha256(), "sha256WithRSAEncryption", false),
+    ] {
+        let int_key = testpki::rsa_key(2048);
+        let mut spec = Spec::ca("Weak Test Intermediate", "Weak Test");
+        spec.digest = Some(digest);
+        spec.serial = 7;
+        let intermediate = Issued { cert: testpki::issue(&spec, &int_key, Some(&root)), key: int_key };
+        let leaf_key = testpki::ec_key();
+        let leaf = testpki::issue(&Spec::leaf(HOST, &[HOST]), &leaf_key, Some(&intermediate));
+        let name = format!("web-{algorithm}");
+        let cert = write(dir.path(), &format!("{name}.crt"), &pem(&[&leaf, &intermediate.cert]));
+        let key = write(dir.path(), &format!("{name}.key"), &key_pem(&leaf_key));
+        let service = gather_service(&ServiceConfig::separate(&name, cert, key), HOST, &verifier, NOW);
+        let c = cert_of(&service);
+        assert_eq!(c.signature_algorithm, "sha256WithRSAEncryption", "the leaf itself is strong");
+        assert_eq!(c.chain.len(), 2, "{:?}", c.chain);
+        assert_eq!(c.chain[0].signature_algorithm, algorithm);
+        assert_eq!(c.chain[0].source, ChainSource::File);
+        assert_eq!((c.chain[1].source, c.chain[1].self_signed), (ChainSource::TrustStore, true));
+        assert_eq!(c.path, PathStatus::Valid);
+
+        let facts = HostFacts {
+            now: NOW,
+            hostname: HOST.into(),
+            hostname_is_fqdn: true,
+            hostname_dns: DnsStatus::PointsToMainIp,
+            caa: CaaStatus::Allows,
+            disable_auto_hostname_certificate: false,
+            disable_service_certificate_management: false,
+            acme: Some(AcmeFacts { directory_url: "https://acme.test/dir".into() }),
+            groups: Vec::new(),
+            params: Vec::new(),
+            services: vec![service],
+        };
+        let mut facts = facts;
+        facts.complete_groups();
+        let plan = runtime.evaluate(&policy, &facts).unwrap().plan;
+        let decision = &plan.services[0];
+        if weak {
+            assert_eq!(decision.decision, crate::plan::Decision::Replace, "{algorithm}: {plan:?}");
+            assert_eq!(decision.reasons, [crate::plan::Reason::WeakSignature], "{algorithm}");
+            assert!(plan.orders_group(HOSTNAME_GROUP), "{algorithm}");
+        } else {
+            assert_eq!(decision.decision, crate::plan::Decision::Keep, "{plan:?}");
+            assert!(plan.orders.is_empty());
+        }
+    }
+}
+
+fn cert_of(facts: &ServiceFacts) -> &Certificate {
+    cert(facts)
+}
+
+/// The path verdict leaves the leaf's own dates out: an expired leaf on a sound chain has a valid
+/// path (its chain status says "expired"), an expired leaf whose intermediate is missing has an
+/// incomplete one (the status, stopping at its first failure, says only one of the two), and a
+/// leaf signed by another key than its named issuer in the files is a wrong intermediate, not a
+/// missing one.
+#[test]
+fn the_path_verdict_is_the_chain_without_the_leafs_dates() {
+    let s = Setup::new();
+    let mut spec = Spec::leaf(HOST, &[HOST]);
+    spec.not_after = NOW - DAY;
+    let expired = s.pki.leaf(&spec);
+    let c = s.gather(&s.good_service("expired", &expired));
+    let c = cert(&c);
+    assert_eq!(c.chain_status, ChainStatus::Untrusted("certificate has expired".into()));
+    assert_eq!(c.path, PathStatus::Valid);
+    assert_eq!(c.chain.len(), 2);
+
+    let alone = s.gather(&s.service("alone", &pem(&[&expired.cert]), &expired.key));
+    let alone = cert(&alone);
+    assert!(
+        matches!(&alone.path, PathStatus::Incomplete(m) if m.contains("missing intermediate")),
+        "{:?}",
+        alone.path
+    );
+
+    // Signed by another intermediate of the same name: the files hold "an" issuer, not this one.
+    let other = Pki::new("Test CA");
+    let foreign = other.leaf(&Spec::leaf(HOST, &[HOST]));
+    let wrong = s.gather(&s.good_service("wrong", &foreign));
+    let wrong = cert(&wrong);
+    assert!(
+        matches!(&wrong.path, PathStatus::Invalid(m) if m.contains("not the one that signed")),
+        "{:?} / {:?}",
+        wrong.path,
+        wrong.chain_status
+    );
+    assert!(!matches!(wrong.chain_status, ChainStatus::Incomplete(_)), "{:?}", wrong.chain_status);
 }

@@ -253,7 +253,13 @@ impl Verifier {
     /// [`Verifier::verify`], and the path verdict and the certificates above the leaf
     /// (`file_digests`: the SHA-256 of the DER of the certificates that came from the service's
     /// files, to tell them from the trust store's).
-    pub fn verify_facts(&self, leaf: &X509Ref, chain: &[X509], file_digests: &[[u8; 32]], now: i64) -> ChainFacts {
+    pub fn verify_facts(
+        &self,
+        leaf: &X509Ref,
+        chain: &[X509],
+        file_digests: &[[u8; 32]],
+        now: i64,
+    ) -> ChainFacts {
         let Some(trust) = &self.trust else {
             return ChainFacts::not_checked();
         };
@@ -310,7 +316,8 @@ impl Verifier {
         let path = match failure {
             Some(failure) => failure.into_path(chain),
             None => {
-                let outside = elements.iter().enumerate().find(|(_, e)| now < e.not_before || now >= e.not_after);
+                let outside =
+                    elements.iter().enumerate().find(|(_, e)| now < e.not_before || now >= e.not_after);
                 match outside {
                     Some((i, e)) => PathStatus::Invalid(format!(
                         "{} (chain certificate \"{}\", depth {})",
@@ -452,8 +459,11 @@ impl Verifier {
                 } else {
                     ChainStatus::Trusted
                 };
-                let path =
-                    if signed { PathStatus::Valid } else { PathStatus::Invalid(MSG_SIGNATURE_FAILURE.to_owned()) };
+                let path = if signed {
+                    PathStatus::Valid
+                } else {
+                    PathStatus::Invalid(MSG_SIGNATURE_FAILURE.to_owned())
+                };
                 return Some(ChainFacts { status, path, chain: above.clone() });
             }
             Some(Above::Failed { status, anchorless, path }) => {
@@ -466,7 +476,8 @@ impl Verifier {
                     }
                     // The status is known; the path verdict depends on the leaf.
                     None => {
-                        let (path, above) = self.path_verdict(trust, decoded.get()?, chain, chain_digests, now);
+                        let (path, above) =
+                            self.path_verdict(trust, decoded.get()?, chain, chain_digests, now);
                         Some(ChainFacts { status: status.clone(), path, chain: above })
                     }
                 };
@@ -698,7 +709,10 @@ impl Failure {
             };
             // The files hold a certificate of that name, which OpenSSL did not take for the
             // issuer (another key: its key identifier or signature does not match).
-            if chain.iter().any(|c| name_text(c.subject_name()) == *issuer && name_text(c.subject_name()) != *subject) {
+            if chain
+                .iter()
+                .any(|c| name_text(c.subject_name()) == *issuer && name_text(c.subject_name()) != *subject)
+            {
                 return FailureKind::WrongIssuer(format!(
                     "{message}: the certificate files hold a certificate named \"{issuer}\", but it is not the one \
                      that signed \"{subject}\" (another key: a wrong, outdated or damaged intermediate?)"
