@@ -805,7 +805,7 @@ fn hostile_modules_are_refused_at_install() {
     let cases: &[(&str, &[&str])] = &[
         (
             "future-version",
-            &["built for contract version 9.0.0, which this host does not support (supported: 0.1.0)"],
+            &["built for contract version 9.0.0, which this host does not support (supported: 0.1.0, 0.2.0)"],
         ),
         ("wrong-world", &["does not export `checkallsslcerts:policy/rules`", "example:greeter/api@1.0.0"]),
         ("extra-import", &["imports `wasi:filesystem/types@0.2.0`"]),
@@ -883,7 +883,7 @@ fn a_module_failing_at_run_time_falls_back_to_the_last_known_good_one() {
     assert_eq!(report["policy"]["sha256"], good_sha.as_str());
     assert!(report["policy"]["fallback-from"].is_null(), "{}", report["policy"]);
     let show = host.cli().args(["policy", "show"]).run().code(0);
-    assert!(show.stdout.contains("last known good:  `default` 0.1.0"), "{}", show.stdout);
+    assert!(show.stdout.contains("last known good:  `default` 0.2.0"), "{}", show.stdout);
 
     // Then the `boom` module is installed: it passes install, and fails in the next run.
     let boom_sha = install_boom(&host, &author);
@@ -906,7 +906,7 @@ fn a_module_failing_at_run_time_falls_back_to_the_last_known_good_one() {
             .contains(&format!("The installed policy module `hostile` 0.0.1 (sha256 {}", &boom_sha[..12]))
             && e.contains("trapped in `evaluate`")
             && e.contains(&format!(
-                "the last known good policy module `default` 0.1.0 (sha256 {}",
+                "the last known good policy module `default` 0.2.0 (sha256 {}",
                 &good_sha[..12]
             ))
             && e.contains("policy rollback")),
@@ -915,7 +915,7 @@ fn a_module_failing_at_run_time_falls_back_to_the_last_known_good_one() {
     assert_certificates_handled(&host, &report, &web_before);
     // The failing module never becomes last known good; the good one stays.
     let show = host.cli().args(["policy", "show"]).run().code(0);
-    assert!(show.stdout.contains("last known good:  `default` 0.1.0"), "{}", show.stdout);
+    assert!(show.stdout.contains("last known good:  `default` 0.2.0"), "{}", show.stdout);
 
     // The text report (no --json) says it loudly too.
     unusable_services(&host);

@@ -164,7 +164,10 @@ fn write_private(dest: &Path, bytes: &[u8], mode: u32, owner: Option<(u32, u32)>
 pub(crate) fn read_manifest(dir: &Path) -> Result<Manifest, String> {
     let bytes = crate::fs::read_trusted(&dir.join(MANIFEST), limits::STATE_FILE)
         .map_err(|e| format!("cannot read {MANIFEST}: {e}"))?;
-    serde_json::from_slice(&bytes).map_err(|e| format!("{MANIFEST} is not a backup manifest: {e}"))
+    serde_json::from_slice(&bytes).map_err(|e| {
+        // serde echoes the bad value (an unknown variant), which a damaged file can make huge.
+        format!("{MANIFEST} is not a backup manifest: {}", crate::text::untrusted_max(&e.to_string(), 400))
+    })
 }
 
 /// The copy of `role` in a backup directory.

@@ -186,3 +186,75 @@ fn list<'a>(reasons: impl Iterator<Item = &'a Reason>) -> String {
 fn compact(plan: &Plan) -> String {
     serde_json::to_string(plan).unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conformance::vector::parse_facts;
+    use crate::plan::model::{OrderRequest, ServicePlan};
+
+    /// One expired service in the hostname group and one in an unorderable group, a CA.
+    fn facts(extra: &str) -> HostFacts {
+        parse_facts(&format!(
+            r#"{{"now": 1000, "hostname": "h.example.com", "acme": {{"directory-url": "https://ca/dir"}} {extra},
+                "groups": [{{"name": "hostname", "names": ["h.example.com"]}},
+                           {{"name": "lan", "names": ["nas.lan"], "orderable": false}}],
+                "services": [{{"name": "web", "certificate": {{"ok": {{"not-after": 1000}}}}}},
+                             {{"name": "nas", "group": "lan", "certificate": {{"ok": {{"not-after": 5000}}}}}}]}}"#
+        ))
+        .expect("facts")
+    }
+
+    fn plan(web: Decision, orders: &[&str]) -> Plan {
+        Plan {
+            services: vec![
+                ServicePlan { service: "web".into(), decision: web, reasons: vec![] },
+                ServicePlan { service: "nas".into(), decision: Decision::Keep, reasons: vec![] },
+            ],
+            orders: orders.iter().map(|g| OrderRequest { group: (*g).into() }).collect(),
+            notices: vec![],
+        }
+    }
+
+    /// Every invariant passes the right plan and fails its bad one, so that the contract suite's
+    /// vectors without `expect` do test something.
+    #[test]
+    fn each_invariant_refuses_its_bad_plan() {
+        let good = plan(Decision::ReplaceOrPlaceholder, &["hostname"]);
+        assert_eq!(invariants(&facts(""), &good, &good), Vec::<String>::new());
+
+        let cases: Vec<(HostFacts, Plan, Plan, &str)> = vec![
+            (facts(""), good.clone(), plan(Decision::Placeholder, &[]), "not deterministic"),
+            (
+                facts(""),
+                plan(Decision::Keep, &[]),
+                plan(Decision::Keep, &[]),
+                "keeps service `web` although its certificate has expired",
+            ),
+            (
+                facts(r#", "disable-auto-hostname-certificate": true"#),
+                good.clone(),
+                good.clone(),
+                "although disable-auto-hostname-certificate is set",
+            ),
+            (
+                facts(""),
+                plan(Decision::ReplaceOrPlaceholder, &["hostname", "lan"]),
+                plan(Decision::ReplaceOrPlaceholder, &["hostname", "lan"]),
+                "group `lan`, whose names",
+            ),
+        ];
+        for (facts, first, again, expected) in cases {
+            let failures = invariants(&facts, &first, &again);
+            assert!(failures.iter().any(|f| f.contains(expected)), "{expected}: {failures:?}");
+        }
+        let mut no_ca = facts("");
+        no_ca.acme = None;
+        let failures = invariants(&no_ca, &good, &good);
+        assert!(failures.iter().any(|f| f.contains("no certificate authority")), "{failures:?}");
+        // Service certificate management off: keeping is allowed.
+        let off = facts(r#", "disable-service-certificate-management": true"#);
+        let keep = plan(Decision::Keep, &[]);
+        assert_eq!(invariants(&off, &keep, &keep), Vec::<String>::new());
+    }
+}

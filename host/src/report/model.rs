@@ -6,7 +6,7 @@ use crate::facts::model::{CertificateState, ServiceFacts, Timestamp};
 use crate::plan::model::{Decision, Level, Notice, Reason};
 
 /// The version of the JSON report's schema.
-pub const REPORT_VERSION: u32 = 1;
+pub const REPORT_VERSION: u32 = 2;
 
 /// The whole run.
 #[derive(Debug, Clone, Serialize)]
