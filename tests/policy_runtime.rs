@@ -139,6 +139,40 @@ fn trap_is_reported() {
     assert!(matches!(error, PolicyError::Trap { .. }), "{error}");
 }
 
+/// A Rust policy that panics: its panic hook writes the message with `host.log` at level error,
+/// then the module traps. The failure keeps that message and the trap's kind, not wasmtime's
+/// backtrace of the module's functions.
+#[test]
+fn a_panicking_policy_keeps_its_panic_message_not_a_backtrace() {
+    let runtime = Runtime::new(None).expect("runtime");
+    let module = load_hostile(&runtime, "log-and-panic").expect("loads");
+    let mut boom = facts();
+    boom.services[0].name = "boom".into();
+    let error = runtime.evaluate(&module, &boom).expect_err("traps");
+    let text = error.to_string();
+    assert!(matches!(error, PolicyError::Trap { .. }), "{text}");
+    assert!(text.contains("log-and-panic.wasm"), "{text}");
+    assert!(text.contains("wasm `unreachable` instruction executed"), "the trap's kind: {text}");
+    assert!(
+        text.contains("panicked at src/lib.rs:7:9:\nservice `boom` is not allowed"),
+        "the panic message: {text}"
+    );
+    assert!(!text.contains("backtrace") && !text.contains("<unknown>!"), "no wasm backtrace: {text}");
+    assert!(!text.contains("about to fail"), "only the error lines: {text}");
+
+    // Without `boom` it decides, and its lines are kept with the plan.
+    let evaluation = runtime.evaluate(&module, &facts()).expect("decides");
+    let lines: Vec<(String, &str)> =
+        evaluation.logs.iter().map(|l| (format!("{:?}", l.level), l.message.as_str())).collect();
+    assert_eq!(
+        lines,
+        [
+            ("Info".to_owned(), "the policy looked at every service"),
+            ("Info".to_owned(), "a line with a newline\nerror: FORGED by the policy")
+        ]
+    );
+}
+
 #[test]
 fn plan_naming_unknown_services_is_refused() {
     let error = evaluate_hostile("unknown-service");

@@ -237,6 +237,32 @@ impl Runtime {
                 services,
             };
         }
-        PolicyError::Trap { module: label, function, message: format!("{error:#}") }
+        let mut message = trap_text(&error);
+        let last_errors = &store.data().last_errors;
+        if !last_errors.is_empty() {
+            let lines: Vec<&str> = last_errors.iter().map(String::as_str).collect();
+            message.push_str(&format!(
+                "; before the trap it logged (error{}): {}",
+                if lines.len() > 1 { ", the last lines" } else { "" },
+                lines.join(" | ")
+            ));
+        }
+        PolicyError::Trap { module: label, function, message }
     }
+}
+
+/// What trapped, without wasmtime's backtrace of the module's functions (`wasm backtrace:` and
+/// a line per frame, which tell the administrator nothing): the trap's kind (e.g. "wasm
+/// `unreachable` instruction executed"), or the error's causes.
+fn trap_text(error: &wasmtime::Error) -> String {
+    if let Some(trap) = error.downcast_ref::<Trap>() {
+        return trap.to_string();
+    }
+    let causes: Vec<String> = error
+        .chain()
+        .map(|cause| cause.to_string())
+        .filter(|text| !text.contains("wasm backtrace:"))
+        .map(|text| text.lines().next().unwrap_or_default().to_owned())
+        .collect();
+    if causes.is_empty() { "it trapped".to_owned() } else { causes.join(": ") }
 }
