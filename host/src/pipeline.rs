@@ -195,7 +195,7 @@ fn run_inner(
         service: None,
         message,
     }));
-    let (module, metadata, plan, fallback_from) =
+    let (module, metadata, plan, fallback_from, policy_log) =
         decide(runtime, config, options, &facts, &mut host_notices)?;
     let acme = acme_step(config, options, &plan, now);
     host_notices.extend(acme.iter().flat_map(|step| step.notices.iter().cloned()));
@@ -262,6 +262,8 @@ fn run_inner(
             sha256: module.sha256.clone(),
             source: module.label(),
             fallback_from,
+            log: policy_log.lines,
+            log_dropped: policy_log.dropped,
         },
         order_hostname_certificate: plan.order_hostname_certificate,
         network: network.report,
@@ -341,7 +343,7 @@ fn decide(
     options: &RunOptions,
     facts: &HostFacts,
     notices: &mut Vec<Notice>,
-) -> Result<(PolicyModule, Metadata, Plan, Option<String>), RunError> {
+) -> Result<(PolicyModule, Metadata, Plan, Option<String>, crate::policy::PolicyLog), RunError> {
     let decided = crate::policy_store::select::decide(
         runtime,
         config,
@@ -350,7 +352,7 @@ fn decide(
         notices,
         options.dry_run,
     )?;
-    Ok((decided.module, decided.metadata, decided.plan, decided.fallback_from))
+    Ok((decided.module, decided.metadata, decided.plan, decided.fallback_from, decided.log))
 }
 
 /// The ACME step: one order when the plan asks for one and a CA is configured. A dry run

@@ -86,7 +86,7 @@ fn eval(runtime: &Runtime, path: Option<&Path>, facts_path: &Path) -> i32 {
     match runtime.evaluate(&module, &facts) {
         Ok(evaluation) => {
             for line in &evaluation.logs {
-                eprintln!("policy log [{:?}]: {}", line.level, line.message);
+                eprintln!("{}", crate::report::text::log_line(line));
             }
             match serde_json::to_string_pretty(&evaluation.plan) {
                 Ok(json) => {

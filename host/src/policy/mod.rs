@@ -73,6 +73,21 @@ pub struct Evaluation {
     pub fuel_used: u64,
 }
 
+impl Evaluation {
+    /// What the module logged, for the run's report.
+    pub fn log(&self) -> PolicyLog {
+        PolicyLog { lines: self.logs.clone(), dropped: self.logs_dropped }
+    }
+}
+
+/// What a module wrote with `host.log` in one call: at most [`Limits::max_log_lines`] lines, each
+/// cut at [`Limits::max_log_line_bytes`], and how many more were dropped.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PolicyLog {
+    pub lines: Vec<LogLine>,
+    pub dropped: usize,
+}
+
 /// One module's compilation, done once per runtime: the component, or why it does not compile.
 type CompileSlot = OnceLock<Result<Component, String>>;
 
