@@ -153,6 +153,8 @@ fn report_with(policy_name: &str, reasons: Vec<Reason>) -> RunReport {
             sha256: "ab".repeat(32),
             source: "/etc/policy.wasm".into(),
             fallback_from: None,
+            log: Vec::new(),
+            log_dropped: 0,
         },
         order_hostname_certificate: false,
         orders: Vec::new(),

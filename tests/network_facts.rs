@@ -219,6 +219,12 @@ fn pki() -> Pki {
 /// encoded here in DER and signed with the issuer's key (the openssl crate cannot add CRL entry
 /// extensions such as the reason code).
 fn crl_der(issuer: &Issued, revoked: &[u32]) -> Vec<u8> {
+    crl_der_with(issuer, &issuer.key, now() - 3600, now() + 7 * DAY, revoked)
+}
+
+/// [`crl_der`] current from `this` to `next`, under `issuer`'s name but signed by `signer`
+/// (another key than the issuer's makes a forgery).
+fn crl_der_with(issuer: &Issued, signer: &PKey<Private>, this: i64, next: i64, revoked: &[u32]) -> Vec<u8> {
     const ECDSA_SHA256: [u8; 10] = [0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02];
     let utc = |t: i64| {
         tlv(
@@ -239,7 +245,7 @@ fn crl_der(issuer: &Issued, revoked: &[u32]) -> Vec<u8> {
         .iter()
         .flat_map(|serial| {
             let reason = ext([0x55, 0x1d, 0x15], &[0x0a, 0x01, 0x01]); // keyCompromise
-            tlv(0x30, &[integer(*serial), utc(now() - 3600), tlv(0x30, &reason)].concat())
+            tlv(0x30, &[integer(*serial), utc(this - 60), tlv(0x30, &reason)].concat())
         })
         .collect();
     let key_id = issuer.cert.subject_key_id().unwrap().as_slice().to_vec();
@@ -248,20 +254,15 @@ fn crl_der(issuer: &Issued, revoked: &[u32]) -> Vec<u8> {
         ext([0x55, 0x1d, 0x14], &[0x02, 0x01, 0x01]),             // cRLNumber
     ]
     .concat();
-    let mut tbs = [
-        integer(1),
-        alg.clone(),
-        issuer.cert.subject_name().to_der().unwrap(),
-        utc(now() - 3600),
-        utc(now() + 7 * DAY),
-    ]
-    .concat();
+    let mut tbs =
+        [integer(1), alg.clone(), issuer.cert.subject_name().to_der().unwrap(), utc(this), utc(next)]
+            .concat();
     if !entries.is_empty() {
         tbs.extend(tlv(0x30, &entries));
     }
     tbs.extend(tlv(0xa0, &tlv(0x30, &extensions)));
     let tbs = tlv(0x30, &tbs);
-    let signature = openssl::sign::Signer::new(MessageDigest::sha256(), &issuer.key)
+    let signature = openssl::sign::Signer::new(MessageDigest::sha256(), signer)
         .unwrap()
         .sign_oneshot_to_vec(&tbs)
         .unwrap();
@@ -556,6 +557,15 @@ impl Setup {
         })
     }
 
+    /// `checkallsslcerts --dry-run --json` with every network fact off
+    /// (`CHECKALLSSLCERTS_NETWORK_FACTS=off`), as on an air-gapped host.
+    fn run_json_offline(&self) -> Value {
+        let out = Run::new().arg("--config").arg(self.config()).args(["--dry-run", "--json"]).run();
+        serde_json::from_str(&out.stdout).unwrap_or_else(|e| {
+            panic!("JSON report ({e})\n--- stdout\n{}\n--- stderr\n{}", out.stdout, out.stderr)
+        })
+    }
+
     fn run_verbose(&self) -> String {
         let out = Run::new()
             .env("CHECKALLSSLCERTS_NETWORK_FACTS", "on")
@@ -766,6 +776,115 @@ fn crl_good_and_revoked_one_download_per_url_and_cached() {
     }
     // The revoked service got its placeholder in the real run; the CRL still knows serial 0x3002.
     assert_eq!(cert_facts(&report, "revoked")["self-signed"], true, "{report:#}");
+}
+
+#[test]
+fn local_crl_files_decide_revocation_without_the_network() {
+    let mut setup = Setup::new();
+    std::fs::write(setup.path("int.crl"), crl_der(&setup.pki.int, &[0x4002, 0x4003])).unwrap();
+    // Certificates that name no OCSP responder and no CRL: only the file can say.
+    setup.int_service("good", &leaf_spec(HOST, 0x4001));
+    setup.int_service("revoked", &leaf_spec(HOST, 0x4002));
+    // Its distribution point's CRL says good; the file's "revoked" wins, and nobody is asked.
+    let http = HttpServer::start(None);
+    http.route("/int.crl", Reply::ok(crl_der(&setup.pki.int, &[])));
+    let url = http.url("http", "/int.crl");
+    setup.int_service("both", &Spec { crl: Some(&url), ..leaf_spec(HOST, 0x4003) });
+    setup.extra = format!("[network]\ncrl-files = [\"{}\"]\n", setup.path("int.crl").display());
+
+    let check = |report: &Value, how: &str| {
+        assert_eq!(cert_facts(report, "good")["revocation"], "good", "{how}: {report:#}");
+        assert_eq!(decision(report, "good"), "keep", "{how}");
+        for name in ["revoked", "both"] {
+            let revoked = &cert_facts(report, name)["revocation"]["revoked"];
+            assert_eq!(revoked["reason"], "keyCompromise", "{how}: {name}: {report:#}");
+            assert_eq!(reasons(report, name), ["revoked"], "{how}: {name}");
+            assert_eq!(decision(report, name), "placeholder", "{how}: {name}");
+        }
+        assert!(host_notices(report).is_empty(), "{how}: {:?}", host_notices(report));
+    };
+    // Air-gapped: every network fact off.
+    check(&setup.run_json_offline(), "network facts off");
+    setup.extra += "revocation = false\ndns = false\nari = false\n";
+    check(&setup.run_json(false), "every [network] check off");
+    // Online: the file is read too, and a certificate it lists as revoked is not asked about.
+    setup.extra = setup.extra.replace("revocation = false\n", "");
+    check(&setup.run_json(false), "online");
+    assert_eq!(http.hits("/int.crl"), 0, "the file's revoked needs no download");
+}
+
+#[test]
+fn a_crl_dir_uses_the_good_files_and_names_the_bad_ones() {
+    let mut setup = Setup::new();
+    let dir = setup.path("crls");
+    std::fs::create_dir(&dir).unwrap();
+    // A good CRL (PEM) of the intermediate, garbage, and a file that is not a CRL's name.
+    let der = crl_der(&setup.pki.int, &[0x5002]);
+    let pem = openssl::x509::X509Crl::from_der(&der).unwrap().to_pem().unwrap();
+    std::fs::write(dir.join("intermediate.pem"), pem).unwrap();
+    std::fs::write(dir.join("garbage.crl"), "<html>404 not found</html>").unwrap();
+    std::fs::write(dir.join("notes.txt"), "not a CRL and not read").unwrap();
+    // The root's CRL, out of date for a week.
+    let root = &setup.pki.root;
+    let stale = crl_der_with(root, &root.key, now() - 30 * DAY, now() - 7 * DAY, &[]);
+    std::fs::write(setup.path("root.crl"), stale).unwrap();
+    // A second intermediate, whose "CRL" is signed by someone else and lists its certificate.
+    let second_spec = Spec {
+        cn: "Second Intermediate",
+        serial: 3,
+        ca: true,
+        ocsp: None,
+        crl: None,
+        not_after: now() + 3650 * DAY,
+        ocsp_signing: false,
+    };
+    let second = issue(&second_spec, Some(&setup.pki.root));
+    let forged = crl_der_with(&second, &ec_key(), now() - 3600, now() + DAY, &[0x5004]);
+    std::fs::write(setup.path("forged.der"), forged).unwrap();
+    setup.extra = format!(
+        "[network]\ncrl-dir = \"{}\"\ncrl-files = [\"{}\", \"{}\"]\n",
+        dir.display(),
+        setup.path("root.crl").display(),
+        setup.path("forged.der").display()
+    );
+    setup.int_service("good", &leaf_spec(HOST, 0x5001));
+    setup.int_service("revoked", &leaf_spec(HOST, 0x5002));
+    let direct = issue(&leaf_spec(HOST, 0x5003), Some(&setup.pki.root));
+    setup.service("direct", &direct, &[]);
+    let other = issue(&leaf_spec(HOST, 0x5004), Some(&second));
+    let second_cert = second.cert.clone();
+    setup.service("other", &other, &[&second_cert]);
+
+    let report = setup.run_json_offline();
+    assert_eq!(cert_facts(&report, "good")["revocation"], "good", "{report:#}");
+    assert_eq!(
+        cert_facts(&report, "revoked")["revocation"]["revoked"]["reason"],
+        "keyCompromise",
+        "{report:#}"
+    );
+    assert_eq!(reasons(&report, "revoked"), ["revoked"]);
+    // Stale: unknown, never good.
+    let why = cert_facts(&report, "direct")["revocation"]["unknown"].as_str().unwrap_or_default();
+    assert!(why.contains("root.crl") && why.contains("out of date"), "{report:#}");
+    assert_eq!(decision(&report, "direct"), "keep");
+    // Forged: not trusted, so unknown — never revoked.
+    let why = cert_facts(&report, "other")["revocation"]["unknown"].as_str().unwrap_or_default();
+    assert!(why.contains("forged.der") && why.contains("signature does not verify"), "{report:#}");
+    assert_eq!((decision(&report, "other").as_str(), reasons(&report, "other")), ("keep", vec![]));
+
+    let notices = host_notices(&report);
+    let about = |file: &str, what: &str| {
+        let path = if file == "garbage.crl" { dir.join(file) } else { setup.path(file) };
+        let path = path.display().to_string();
+        assert!(
+            notices.iter().any(|n| n.contains(&path) && n.contains(what)),
+            "a notice naming {path} ({what}): {notices:#?}"
+        );
+    };
+    about("garbage.crl", "is not a CRL");
+    about("root.crl", "out of date");
+    about("forged.der", "not trusted");
+    assert_eq!(notices.len(), 3, "{notices:#?}");
 }
 
 /// The ACME directory fixture over HTTPS (Pebble 2.4 has no ARI): `caaIdentities` and, when

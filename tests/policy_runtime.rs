@@ -2,6 +2,9 @@
 //! and the hostile set in `tests/hostile/` (each must end in bounded time with a clear error
 //! naming the module, and never panic the host).
 
+mod support;
+mod tell_support;
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -9,6 +12,9 @@ use checkallsslcerts::conformance;
 use checkallsslcerts::facts::model::HostFacts;
 use checkallsslcerts::plan::{Decision, PlanError};
 use checkallsslcerts::policy::{PolicyError, PolicySource, Runtime};
+use serde_json::Value;
+use support::Run;
+use tell_support::{DAY, Scratch};
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -137,6 +143,121 @@ fn memory_bomb_hits_the_memory_limit() {
 fn trap_is_reported() {
     let error = evaluate_hostile("trap");
     assert!(matches!(error, PolicyError::Trap { .. }), "{error}");
+}
+
+/// A Rust policy that panics: its panic hook writes the message with `host.log` at level error,
+/// then the module traps. The failure keeps that message and the trap's kind, not wasmtime's
+/// backtrace of the module's functions.
+#[test]
+fn a_panicking_policy_keeps_its_panic_message_not_a_backtrace() {
+    let runtime = Runtime::new(None).expect("runtime");
+    let module = load_hostile(&runtime, "log-and-panic").expect("loads");
+    let mut boom = facts();
+    boom.services[0].name = "boom".into();
+    let error = runtime.evaluate(&module, &boom).expect_err("traps");
+    let text = error.to_string();
+    assert!(matches!(error, PolicyError::Trap { .. }), "{text}");
+    assert!(text.contains("log-and-panic.wasm"), "{text}");
+    assert!(text.contains("wasm `unreachable` instruction executed"), "the trap's kind: {text}");
+    assert!(
+        text.contains("panicked at src/lib.rs:7:9:\nservice `boom` is not allowed"),
+        "the panic message: {text}"
+    );
+    assert!(!text.contains("backtrace") && !text.contains("<unknown>!"), "no wasm backtrace: {text}");
+    assert!(!text.contains("about to fail"), "only the error lines: {text}");
+
+    // Without `boom` it decides, and its lines are kept with the plan.
+    let evaluation = runtime.evaluate(&module, &facts()).expect("decides");
+    let lines: Vec<(String, &str)> =
+        evaluation.logs.iter().map(|l| (format!("{:?}", l.level), l.message.as_str())).collect();
+    assert_eq!(
+        lines,
+        [
+            ("Info".to_owned(), "the policy looked at every service"),
+            ("Info".to_owned(), "a line with a newline\nerror: FORGED by the policy")
+        ]
+    );
+}
+
+/// A scratch host with one service named `service`, and `tests/hostile/log-and-panic.wat` as a
+/// component file for `--policy`.
+fn talking_policy_host(service: &str) -> (Scratch, PathBuf, PathBuf) {
+    let s = Scratch::new();
+    s.issue(service, 60 * DAY);
+    let config = s.config(&s.service(service));
+    let module = s.path("log-and-panic.wasm");
+    std::fs::write(&module, hostile("log-and-panic")).expect("module");
+    (s, config, module)
+}
+
+/// The policy's `host.log` lines reach the run's report: the JSON always (`policy.log`), the
+/// text only with `--verbose`, escaped.
+#[test]
+fn a_policys_log_lines_are_in_the_report_and_shown_with_verbose() {
+    let (_s, config, module) = talking_policy_host("web");
+    let run = |args: &[&str]| {
+        Run::new()
+            .arg("--config")
+            .arg(&config)
+            .arg("--policy")
+            .arg(&module)
+            .arg("--dry-run")
+            .args(args)
+            .run()
+            .code(0)
+    };
+    let verbose = run(&["--verbose"]).stdout;
+    assert!(verbose.contains("\npolicy log [info]: the policy looked at every service\n"), "{verbose}");
+    assert!(
+        verbose.contains("\npolicy log [info]: a line with a newline\\nerror: FORGED by the policy\n"),
+        "escaped, on one line: {verbose}"
+    );
+    assert!(!verbose.lines().any(|l| l.starts_with("error: FORGED")), "a forged line: {verbose}");
+    let quiet = run(&[]).stdout;
+    assert!(!quiet.contains("policy log") && !quiet.contains("looked at every service"), "{quiet}");
+
+    let report: Value = serde_json::from_str(&run(&["--json"]).stdout).expect("JSON");
+    assert_eq!(
+        report["policy"]["log"],
+        serde_json::json!([
+            {"level": "info", "message": "the policy looked at every service"},
+            {"level": "info", "message": "a line with a newline\nerror: FORGED by the policy"}
+        ])
+    );
+    assert_eq!(report["policy"]["log-dropped"], 0);
+}
+
+/// A policy that panics in a run: the embedded policy decides instead, and the failure the
+/// administrator reads (report, notice) carries the panic message, not a wasm backtrace.
+#[test]
+fn a_panicking_policys_message_reaches_the_run_report() {
+    let (_s, config, module) = talking_policy_host("boom");
+    let run = |args: &[&str]| {
+        Run::new()
+            .arg("--config")
+            .arg(&config)
+            .arg("--policy")
+            .arg(&module)
+            .arg("--dry-run")
+            .args(args)
+            .run()
+            .code(1)
+    };
+    let report: Value = serde_json::from_str(&run(&["--json"]).stdout).expect("JSON");
+    let failure = report["policy"]["fallback-from"].as_str().unwrap_or_default();
+    assert!(failure.contains("wasm `unreachable` instruction executed"), "{report:#}");
+    assert!(failure.contains("panicked at src/lib.rs:7:9:\nservice `boom` is not allowed"), "{report:#}");
+    assert!(!failure.contains("backtrace") && !failure.contains("about to fail"), "{failure}");
+    assert_eq!(report["policy"]["name"], "default", "the embedded policy decided");
+    let notices = report["notices"].as_array().expect("notices");
+    assert!(
+        notices.iter().any(|n| n["level"] == "error"
+            && n["message"].as_str().is_some_and(|m| m.contains("service `boom` is not allowed"))),
+        "{report:#}"
+    );
+    let text = run(&["--verbose"]).stdout;
+    assert!(!text.contains("backtrace"), "{text}");
+    assert!(text.contains("panicked at src/lib.rs:7:9:\\nservice `boom` is not allowed"), "{text}");
 }
 
 #[test]

@@ -206,7 +206,7 @@ fn run_inner(
         service: None,
         message,
     }));
-    let (module, metadata, plan, fallback_from) =
+    let (module, metadata, plan, fallback_from, policy_log) =
         decide(runtime, config, options, &facts, &mut host_notices)?;
     let acme = acme_steps(config, options, &plan, now);
     host_notices.extend(acme.values().flat_map(|step| step.notices.iter().cloned()));
@@ -278,6 +278,8 @@ fn run_inner(
             sha256: module.sha256.clone(),
             source: module.label(),
             fallback_from,
+            log: policy_log.lines,
+            log_dropped: policy_log.dropped,
         },
         order_hostname_certificate: !plan.orders.is_empty(),
         orders: plan.orders.iter().map(|o| o.group.clone()).collect(),
@@ -358,7 +360,7 @@ fn decide(
     options: &RunOptions,
     facts: &HostFacts,
     notices: &mut Vec<Notice>,
-) -> Result<(PolicyModule, Metadata, Plan, Option<String>), RunError> {
+) -> Result<(PolicyModule, Metadata, Plan, Option<String>, crate::policy::PolicyLog), RunError> {
     let decided = crate::policy_store::select::decide(
         runtime,
         config,
@@ -367,7 +369,7 @@ fn decide(
         notices,
         options.dry_run,
     )?;
-    Ok((decided.module, decided.metadata, decided.plan, decided.fallback_from))
+    Ok((decided.module, decided.metadata, decided.plan, decided.fallback_from, decided.log))
 }
 
 /// The ACME step: one order per group the plan orders, when a CA is configured, each with the

@@ -86,7 +86,7 @@ fn eval(runtime: &Runtime, path: Option<&Path>, facts_path: &Path) -> i32 {
     match runtime.evaluate(&module, &facts) {
         Ok(evaluation) => {
             for line in &evaluation.logs {
-                eprintln!("policy log [{:?}]: {}", line.level, line.message);
+                eprintln!("{}", crate::report::text::log_line(line));
             }
             // In the module's own contract's terms: a 0.1.0 module's plan as 0.1.0 spells it.
             let json = match module.version {

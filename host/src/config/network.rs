@@ -3,10 +3,12 @@
 //!
 //! Every check is on by default; each can be switched off for a server without outbound access.
 //! `dns-servers` replaces the system resolver (`/etc/resolv.conf`) for the DNS and CAA lookups,
-//! for tests and unusual setups.
+//! for tests and unusual setups. `crl-files` and `crl-dir` name CRLs kept on this host (an
+//! air-gapped host): they are read on every run, whatever the other keys say.
 
 use std::net::{IpAddr, SocketAddr};
 use std::ops::Range;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -30,6 +32,8 @@ pub(super) struct RawNetwork {
     pub timeout_seconds: Option<Spanned<i64>>,
     pub dns_servers: Option<Vec<Spanned<String>>>,
     pub caa_identities: Option<Vec<Spanned<String>>>,
+    pub crl_files: Option<Vec<Spanned<String>>>,
+    pub crl_dir: Option<Spanned<String>>,
 }
 
 /// `[network]`, resolved.
@@ -49,6 +53,18 @@ pub struct NetworkConfig {
     /// `caa-identities`: the CA's CAA issuer domain names (e.g. "letsencrypt.org"), used when
     /// the ACME directory does not list `meta.caaIdentities`. Lowercase.
     pub caa_identities: Vec<String>,
+    /// `crl-files`: CRL files on this host (PEM or DER, absolute paths), checked like fetched
+    /// CRLs for the certificates of the CA that signed them, even with every network check off.
+    pub crl_files: Vec<PathBuf>,
+    /// `crl-dir`: a directory whose `*.crl`, `*.pem` and `*.der` files are such CRLs.
+    pub crl_dir: Option<PathBuf>,
+}
+
+impl NetworkConfig {
+    /// Whether CRL files on this host are configured (`crl-files` or `crl-dir`).
+    pub fn has_local_crls(&self) -> bool {
+        !self.crl_files.is_empty() || self.crl_dir.is_some()
+    }
 }
 
 impl Default for NetworkConfig {
@@ -60,6 +76,8 @@ impl Default for NetworkConfig {
             timeout: DEFAULT_TIMEOUT,
             dns_servers: Vec::new(),
             caa_identities: Vec::new(),
+            crl_files: Vec::new(),
+            crl_dir: None,
         }
     }
 }
@@ -120,6 +138,18 @@ pub(super) fn resolve(
             );
         }
     }
+    for file in raw.crl_files.iter().flatten() {
+        match super::resolve::check_absolute(file.get_ref()) {
+            Ok(path) => network.crl_files.push(path),
+            Err(message) => error(file.span(), "network.crl-files", message),
+        }
+    }
+    if let Some(dir) = &raw.crl_dir {
+        match super::resolve::check_absolute(dir.get_ref()) {
+            Ok(path) => network.crl_dir = Some(path),
+            Err(message) => error(dir.span(), "network.crl-dir", message),
+        }
+    }
     network
 }
 
@@ -165,6 +195,27 @@ mod tests {
         let servers: Vec<String> = n.dns_servers.iter().map(ToString::to_string).collect();
         assert_eq!(servers, ["127.0.0.1:5353", "192.0.2.1:53", "[::1]:53"]);
         assert_eq!(n.caa_identities, ["letsencrypt.org", "pki.goog"]);
+        assert!(!n.has_local_crls());
+    }
+
+    #[test]
+    fn crl_files_and_dir() {
+        let config = load(
+            "[network]\nrevocation = false\ncrl-files = [\"/etc/pki/a.crl\", \"/etc/pki/b.pem\"]\n\
+             crl-dir = \"/etc/pki/crls\"\n",
+        )
+        .expect("valid");
+        let n = &config.network;
+        assert_eq!(n.crl_files, [Path::new("/etc/pki/a.crl"), Path::new("/etc/pki/b.pem")]);
+        assert_eq!(n.crl_dir.as_deref(), Some(Path::new("/etc/pki/crls")));
+        assert!(n.has_local_crls());
+        let text =
+            load("[network]\ncrl-files = [\"a.crl\"]\ncrl-dir = \"\"\n").expect_err("relative").to_string();
+        assert!(
+            text.contains(":3:") && text.contains("network.crl-files") && text.contains("\"a.crl\""),
+            "{text}"
+        );
+        assert!(text.contains(":4:") && text.contains("network.crl-dir") && text.contains("empty"), "{text}");
     }
 
     #[test]

@@ -27,6 +27,9 @@ mod fast_tests;
 mod fuzz_tests;
 mod hostmatch;
 pub mod key;
+pub mod local_crl;
+#[cfg(test)]
+mod local_crl_tests;
 pub mod model;
 pub mod network;
 pub mod pem;

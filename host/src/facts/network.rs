@@ -7,6 +7,9 @@
 //! the `[network] timeout-seconds` limit; nothing here fails the run: a lookup that fails leaves
 //! its fact `NotChecked` (or `Unknown` for revocation) and a warning says why. A dry run does the
 //! same lookups but writes nothing (no CRL or ARI cache).
+//!
+//! The CRLs kept on this host (`[network] crl-files`, `crl-dir`: [`local_crl`](super::local_crl))
+//! are read on every run, even with every network check off: they need no network.
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
@@ -26,10 +29,12 @@ use super::ari::AriClient;
 use super::caa::{self, Relevant};
 use super::certificate::{certificates_from_blocks, chain_from_blocks};
 use super::dns;
+use super::local_crl::{self, LocalAnswer, LocalCrls};
 use super::model::{CaaStatus, CertificateState, DnsStatus, HostFacts, Revocation, Timestamp};
 use super::pem;
 use super::read::{MAX_PEM_FILE_SIZE, ReadError, read_bounded};
 use super::revocation::{Checker, Subject, is_issuer_of};
+use crate::config::network::NetworkConfig;
 use crate::config::{Config, ServiceConfig, TrustConfig};
 use crate::http::{ClientBuilderExt, Proxies, SetupError};
 
@@ -269,12 +274,23 @@ pub fn enrich_with(
     let net = &config.network;
     let mut enriched = Enriched::default();
     enriched.report.hostname_is_fqdn = facts.hostname_is_fqdn;
-    if std::env::var_os(NETWORK_FACTS_ENV).is_some_and(|v| v == "off") {
-        enriched.report.skipped.push(format!("revocation, DNS, CAA and ARI ({NETWORK_FACTS_ENV}=off)"));
-        return enriched;
-    }
-    if !net.revocation && !net.dns && !net.ari {
-        enriched.report.skipped.push("revocation, DNS, CAA and ARI (switched off in [network])".into());
+    // CRL files on this host: no network needed, so read whatever the switches below say.
+    let local = LocalCrls::load(net, facts.now);
+    enriched.notices.extend(local.take_notices());
+    let local_note =
+        if net.has_local_crls() { "; the CRL files of crl-files and crl-dir are read" } else { "" };
+    let off = if std::env::var_os(NETWORK_FACTS_ENV).is_some_and(|v| v == "off") {
+        Some(format!("{NETWORK_FACTS_ENV}=off"))
+    } else if !net.revocation && !net.dns && !net.ari {
+        Some("switched off in [network]".to_owned())
+    } else {
+        None
+    };
+    if let Some(why) = off {
+        enriched.report.skipped.push(format!("revocation, DNS, CAA and ARI ({why}){local_note}"));
+        if !local.is_empty() {
+            local_only(config, facts, &local, &mut enriched);
+        }
         return enriched;
     }
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
@@ -286,8 +302,28 @@ pub fn enrich_with(
             return enriched;
         }
     };
-    runtime.block_on(run(config, facts, dry_run, network_free, &mut enriched));
+    runtime.block_on(run(config, facts, dry_run, network_free, &local, &mut enriched));
     enriched
+}
+
+/// Revocation from the local CRLs alone (every network check is off).
+fn local_only(config: &Config, facts: &mut HostFacts, local: &LocalCrls, out: &mut Enriched) {
+    for item in collect_items(config, facts, facts.now, &HashSet::new()) {
+        if let Some(answer) = local_crl::decide(local.status(&item.subject), None) {
+            set_revocation(facts, &item.services, &answer);
+        }
+    }
+    out.notices.extend(local.take_notices());
+}
+
+/// Sets the revocation fact of these services' certificates.
+fn set_revocation(facts: &mut HostFacts, services: &[usize], answer: &Revocation) {
+    for &service in services {
+        if let Some(CertificateState::Ok(cert)) = facts.services.get_mut(service).map(|s| &mut s.certificate)
+        {
+            cert.revocation = answer.clone();
+        }
+    }
 }
 
 async fn run(
@@ -295,14 +331,21 @@ async fn run(
     facts: &mut HostFacts,
     dry_run: bool,
     network_free: &HashSet<String>,
+    local: &LocalCrls,
     out: &mut Enriched,
 ) {
-    let net = &config.network;
+    let net: &NetworkConfig = &config.network;
     let now = facts.now;
     let acme = config.acme.as_ref();
-    // The certificates, once each.
-    let items =
-        if net.revocation || net.ari { collect_items(config, facts, now, network_free) } else { Vec::new() };
+    // The certificates, once each. With local CRLs, every certificate may be in one: none is
+    // left out for naming nothing to ask the network about.
+    let no_network_free = HashSet::new();
+    let network_free = if local.is_empty() { network_free } else { &no_network_free };
+    let items = if net.revocation || net.ari || !local.is_empty() {
+        collect_items(config, facts, now, network_free)
+    } else {
+        Vec::new()
+    };
     // An HTTP client (with its TLS roots, tens of milliseconds to load) only if some request may
     // be made: revocation for the items, the ACME directory and ARI.
     let needs_http = acme.is_some() || (net.revocation && !items.is_empty());
@@ -363,16 +406,23 @@ async fn run(
     });
 
     if !net.revocation {
-        out.report.skipped.push("revocation (revocation = false in [network])".into());
+        let local_note =
+            if net.has_local_crls() { "; the CRL files of crl-files and crl-dir are read" } else { "" };
+        out.report.skipped.push(format!("revocation (revocation = false in [network]){local_note}"));
     }
     let checker = http
         .as_ref()
         .map(|http| Arc::new(Checker::new(http.clone(), now, config.state_dir.join("cache/crl"), !dry_run)));
     let mut revocation_tasks = Vec::new();
+    // The local CRLs first: a certificate a current one lists as revoked needs no network.
+    let mut local_answers: Vec<LocalAnswer> = items.iter().map(|item| local.status(&item.subject)).collect();
     for (index, item) in items.iter().enumerate() {
         let (true, Some(checker)) = (net.revocation, &checker) else {
             continue;
         };
+        if matches!(local_answers[index].answer, Some(Revocation::Revoked(_))) {
+            continue;
+        }
         let (checker, subject, limit) = (checker.clone(), item.subject.clone(), limit.clone());
         revocation_tasks.push((
             index,
@@ -505,11 +555,19 @@ async fn run(
     }
     out.report.caa = facts.caa.clone();
 
-    let mut revocations: HashMap<usize, Revocation> = HashMap::new();
+    let mut network_answers: HashMap<usize, Revocation> = HashMap::new();
     for (index, task) in revocation_tasks {
         let answer = task.await.unwrap_or_else(|e| Revocation::Unknown(format!("the check failed ({e})")));
-        revocations.insert(index, answer);
+        network_answers.insert(index, answer);
     }
+    let mut revocations: HashMap<usize, Revocation> = HashMap::new();
+    for (index, local_answer) in local_answers.iter_mut().enumerate() {
+        let answer = local_crl::decide(std::mem::take(local_answer), network_answers.remove(&index));
+        if let Some(answer) = answer {
+            revocations.insert(index, answer);
+        }
+    }
+    out.notices.extend(local.take_notices());
     let mut windows = HashMap::new();
     for (index, task) in ari_tasks {
         match task.await.unwrap_or_else(|e| Err(format!("the request failed ({e})"))) {

@@ -11,6 +11,9 @@
 //! answer, the CRL decides. Many services are checked concurrently; a CRL is downloaded once per
 //! URL per run (concurrent askers wait for the one download) and cached in
 //! `<state-dir>/cache/crl/` until its `nextUpdate` (written atomically, never in a dry run).
+//!
+//! CRLs kept on the host (`[network] crl-files`, `crl-dir`) are checked with the same functions
+//! ([`verify_crl`], [`crl_status`]) by [`super::local_crl`], which also says how the answers combine.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -31,8 +34,8 @@ use super::model::{Revocation, RevokedDetails, Timestamp};
 use super::network::Http;
 use super::read::{ReadError, read_bounded};
 
-/// The largest CRL downloaded or read from the cache, in bytes.
-pub const MAX_CRL_BYTES: usize = 10 * 1024 * 1024;
+/// The largest CRL downloaded or read from the cache, in bytes ([`crate::fs::limits::CRL_FILE`]).
+pub const MAX_CRL_BYTES: usize = crate::fs::limits::CRL_FILE as usize;
 /// The largest OCSP response accepted, in bytes.
 pub const MAX_OCSP_BYTES: usize = 64 * 1024;
 /// The clock skew allowed when checking `thisUpdate`/`nextUpdate`, in seconds.
@@ -409,11 +412,8 @@ pub fn write_cache_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use openssl::asn1::{Asn1Integer, Asn1Object, Asn1OctetString, Asn1Time};
-    use openssl::x509::{X509CrlBuilder, X509Extension, X509RevokedBuilder};
-
     use super::*;
-    use crate::facts::testpki::{Issued, Pki, Spec};
+    use crate::facts::testpki::{Issued, Pki, Spec, crl};
 
     const NOW: i64 = 1_750_000_000;
 
@@ -438,35 +438,6 @@ mod tests {
         let mut spec = Spec::leaf(name, &[name]);
         spec.serial = serial;
         pki.leaf(&spec)
-    }
-
-    /// A CRL under `ca`'s name, signed by `signer` (default: `ca` itself).
-    fn crl(ca: &Issued, revoked: &[&X509], this: i64, next: i64, signer: Option<&Issued>) -> X509Crl {
-        let signer = signer.unwrap_or(ca);
-        let mut b = X509CrlBuilder::new().expect("builder");
-        b.set_issuer_name(ca.cert.subject_name()).expect("issuer");
-        b.set_last_update(&Asn1Time::from_unix(this).expect("time")).expect("last");
-        b.set_next_update(&Asn1Time::from_unix(next).expect("time")).expect("next");
-        for cert in revoked {
-            let mut r = X509RevokedBuilder::new().expect("revoked");
-            let serial =
-                cert.serial_number().to_bn().and_then(|bn| Asn1Integer::from_bn(&bn)).expect("serial");
-            r.set_serial_number(&serial).expect("serial");
-            r.set_revocation_date(&Asn1Time::from_unix(this - 60).expect("time")).expect("date");
-            b.add_revoked(r.build()).expect("add");
-        }
-        // The builder insists on an Authority Key Identifier and a CRL number.
-        let key_id = ca.cert.subject_key_id().expect("ski").as_slice().to_vec();
-        let mut aki = vec![0x30, key_id.len() as u8 + 2, 0x80, key_id.len() as u8];
-        aki.extend_from_slice(&key_id);
-        for (oid, der) in [("2.5.29.35", aki), ("2.5.29.20", vec![0x02, 0x01, 0x01])] {
-            let oid = Asn1Object::from_str(oid).expect("oid");
-            let value = Asn1OctetString::new_from_bytes(&der).expect("value");
-            b.append_extension(X509Extension::new_from_der(&oid, false, &value).expect("ext"))
-                .expect("append");
-        }
-        b.sign(&signer.key, MessageDigest::sha256()).expect("sign");
-        b.build().expect("crl")
     }
 
     #[test]

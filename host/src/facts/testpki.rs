@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use openssl::asn1::{Asn1Integer, Asn1Time};
+use openssl::asn1::{Asn1Integer, Asn1Object, Asn1OctetString, Asn1Time};
 use openssl::bn::BigNum;
 use openssl::ec::{EcGroup, EcKey};
 use openssl::hash::MessageDigest;
@@ -14,7 +14,9 @@ use openssl::x509::extension::{
     AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage, SubjectAlternativeName,
     SubjectKeyIdentifier,
 };
-use openssl::x509::{X509, X509Builder, X509NameBuilder};
+use openssl::x509::{
+    X509, X509Builder, X509Crl, X509CrlBuilder, X509Extension, X509NameBuilder, X509RevokedBuilder,
+};
 
 /// The time the tests verify at: 2033-05-18, far from the real clock, so a test only passes if
 /// the verification time is the one given.
@@ -227,4 +229,32 @@ pub fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, bytes).unwrap();
     path
+}
+
+/// A CRL under `ca`'s name listing `revoked` (revoked a minute before `this`), current from
+/// `this` to `next`, signed by `signer` (default: `ca` itself; another key makes a forgery).
+pub fn crl(ca: &Issued, revoked: &[&X509], this: i64, next: i64, signer: Option<&Issued>) -> X509Crl {
+    let signer = signer.unwrap_or(ca);
+    let mut b = X509CrlBuilder::new().expect("builder");
+    b.set_issuer_name(ca.cert.subject_name()).expect("issuer");
+    b.set_last_update(&Asn1Time::from_unix(this).expect("time")).expect("last");
+    b.set_next_update(&Asn1Time::from_unix(next).expect("time")).expect("next");
+    for cert in revoked {
+        let mut r = X509RevokedBuilder::new().expect("revoked");
+        let serial = cert.serial_number().to_bn().and_then(|bn| Asn1Integer::from_bn(&bn)).expect("serial");
+        r.set_serial_number(&serial).expect("serial");
+        r.set_revocation_date(&Asn1Time::from_unix(this - 60).expect("time")).expect("date");
+        b.add_revoked(r.build()).expect("add");
+    }
+    // The builder insists on an Authority Key Identifier and a CRL number.
+    let key_id = ca.cert.subject_key_id().expect("ski").as_slice().to_vec();
+    let mut aki = vec![0x30, key_id.len() as u8 + 2, 0x80, key_id.len() as u8];
+    aki.extend_from_slice(&key_id);
+    for (oid, der) in [("2.5.29.35", aki), ("2.5.29.20", vec![0x02, 0x01, 0x01])] {
+        let oid = Asn1Object::from_str(oid).expect("oid");
+        let value = Asn1OctetString::new_from_bytes(&der).expect("value");
+        b.append_extension(X509Extension::new_from_der(&oid, false, &value).expect("ext")).expect("append");
+    }
+    b.sign(&signer.key, MessageDigest::sha256()).expect("sign");
+    b.build().expect("crl")
 }

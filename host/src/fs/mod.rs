@@ -43,6 +43,9 @@ pub mod limits {
     /// A facts or conformance-vector JSON file given to `policy eval` / `policy test` (16 MiB:
     /// the facts of 10,000 services are ~15 MB).
     pub const JSON_INPUT: u64 = 16 * 1024 * 1024;
+    /// A certificate revocation list: downloaded, cached, or kept on the host (`[network]
+    /// crl-files`, `crl-dir`) (10 MiB: a CA's full CRL of ~200,000 entries).
+    pub const CRL_FILE: u64 = 10 * 1024 * 1024;
     /// A compiled policy in the cache (256 MiB: wasmtime's code for a 16 MiB module is ~10x).
     pub const COMPILED_POLICY: u64 = 256 * 1024 * 1024;
 }

@@ -333,6 +333,8 @@ mod tests {
                 sha256: "00".into(),
                 source: "(embedded default policy)".into(),
                 fallback_from: None,
+                log: Vec::new(),
+                log_dropped: 0,
             },
             order_hostname_certificate: false,
             orders: Vec::new(),

@@ -33,6 +33,10 @@ pub struct Limits {
     pub max_log_lines: usize,
     /// Longest `log` line kept, in bytes (longer ones are cut).
     pub max_log_line_bytes: usize,
+    /// Most error-level `log` lines a trap's failure message quotes: the last ones the module
+    /// wrote before it trapped (a Rust policy's panic hook writes its panic message so), kept
+    /// even when `max_log_lines` was reached.
+    pub max_trap_log_lines: usize,
     /// Deepest wasm stack, in bytes.
     pub max_wasm_stack: usize,
 }
@@ -53,6 +57,7 @@ impl Default for Limits {
             max_other_reason_bytes: 64,
             max_log_lines: 200,
             max_log_line_bytes: 1024,
+            max_trap_log_lines: 3,
             max_wasm_stack: 1 << 20,
         }
     }

@@ -73,6 +73,21 @@ pub struct Evaluation {
     pub fuel_used: u64,
 }
 
+impl Evaluation {
+    /// What the module logged, for the run's report.
+    pub fn log(&self) -> PolicyLog {
+        PolicyLog { lines: self.logs.clone(), dropped: self.logs_dropped }
+    }
+}
+
+/// What a module wrote with `host.log` in one call: at most [`Limits::max_log_lines`] lines, each
+/// cut at [`Limits::max_log_line_bytes`], and how many more were dropped.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PolicyLog {
+    pub lines: Vec<LogLine>,
+    pub dropped: usize,
+}
+
 /// One module's compilation, done once per runtime: the component, or why it does not compile.
 type CompileSlot = OnceLock<Result<Component, String>>;
 
@@ -252,6 +267,32 @@ impl Runtime {
                 services,
             };
         }
-        PolicyError::Trap { module: label, function, message: format!("{error:#}") }
+        let mut message = trap_text(&error);
+        let last_errors = &store.data().last_errors;
+        if !last_errors.is_empty() {
+            let lines: Vec<&str> = last_errors.iter().map(String::as_str).collect();
+            message.push_str(&format!(
+                "; before the trap it logged (error{}): {}",
+                if lines.len() > 1 { ", the last lines" } else { "" },
+                lines.join(" | ")
+            ));
+        }
+        PolicyError::Trap { module: label, function, message }
     }
+}
+
+/// What trapped, without wasmtime's backtrace of the module's functions (`wasm backtrace:` and
+/// a line per frame, which tell the administrator nothing): the trap's kind (e.g. "wasm
+/// `unreachable` instruction executed"), or the error's causes.
+fn trap_text(error: &wasmtime::Error) -> String {
+    if let Some(trap) = error.downcast_ref::<Trap>() {
+        return trap.to_string();
+    }
+    let causes: Vec<String> = error
+        .chain()
+        .map(|cause| cause.to_string())
+        .filter(|text| !text.contains("wasm backtrace:"))
+        .map(|text| text.lines().next().unwrap_or_default().to_owned())
+        .collect();
+    if causes.is_empty() { "it trapped".to_owned() } else { causes.join(": ") }
 }

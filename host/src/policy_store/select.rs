@@ -19,7 +19,7 @@ use super::{Installed, KnownGood, Store, short};
 use crate::config::Config;
 use crate::facts::model::HostFacts;
 use crate::plan::model::{Level, Metadata, Notice, Plan};
-use crate::policy::{PolicyError, PolicyModule, PolicySource, Runtime};
+use crate::policy::{PolicyError, PolicyLog, PolicyModule, PolicySource, Runtime};
 use crate::time::utc_seconds as utc_time;
 
 /// The module chosen for a run, before it runs.
@@ -103,8 +103,11 @@ pub struct Decided {
     pub module: PolicyModule,
     pub metadata: Metadata,
     pub plan: Plan,
-    /// Set when the chosen module failed and another one decided: the failure.
+    /// Set when the chosen module failed and another one decided: the failure (with the last
+    /// error lines a trapping module logged).
     pub fallback_from: Option<String>,
+    /// What the module that made the plan logged while deciding (`host.log`), for the report.
+    pub log: PolicyLog,
 }
 
 /// A module's failure before or while deciding, as a sentence naming it, and its SHA-256 if
@@ -172,7 +175,7 @@ pub fn decide(
                     .map_err(|e| e.to_string())
             });
         match attempt {
-            Ok((module, metadata, plan)) => {
+            Ok((module, metadata, plan, log)) => {
                 let by = format!(
                     "the last known good policy module `{}` {} (sha256 {}, from {}, last good {})",
                     good.name,
@@ -182,7 +185,7 @@ pub fn decide(
                     utc_time(good.good_at)
                 );
                 notices.push(fallback_notice(&failure, &choice, &by, &also_failed, rollback_hint));
-                return Ok(Decided { module, metadata, plan, fallback_from: Some(failure.message) });
+                return Ok(Decided { module, metadata, plan, fallback_from: Some(failure.message), log });
             }
             Err(e) => also_failed
                 .push(format!("the last known good module {} also failed: {e}", short(&good.sha256))),
@@ -218,8 +221,9 @@ fn run_embedded(
 ) -> Result<Decided, PolicyError> {
     let module = runtime.load_embedded()?;
     let metadata = runtime.metadata(&module)?;
-    let plan = runtime.evaluate(&module, facts)?.plan;
-    Ok(Decided { module, metadata, plan, fallback_from })
+    let evaluation = runtime.evaluate(&module, facts)?;
+    let log = evaluation.log();
+    Ok(Decided { module, metadata, plan: evaluation.plan, fallback_from, log })
 }
 
 /// Reads and runs the chosen module; returns the decision, the module's bytes and where it
@@ -248,8 +252,8 @@ fn attempt(
     };
     let sha = hex::encode(openssl::sha::sha256(&bytes));
     match run(runtime, &bytes, source, facts) {
-        Ok((module, metadata, plan)) => {
-            Ok((Decided { module, metadata, plan, fallback_from: None }, bytes, origin))
+        Ok((module, metadata, plan, log)) => {
+            Ok((Decided { module, metadata, plan, fallback_from: None, log }, bytes, origin))
         }
         Err(e) => Err(Failure { message: e.to_string(), sha256: Some(sha) }),
     }
@@ -260,11 +264,12 @@ fn run(
     bytes: &[u8],
     source: PolicySource,
     facts: &HostFacts,
-) -> Result<(PolicyModule, Metadata, Plan), PolicyError> {
+) -> Result<(PolicyModule, Metadata, Plan, PolicyLog), PolicyError> {
     let module = runtime.load_bytes(bytes, source)?;
     let metadata = runtime.metadata(&module)?;
-    let plan = runtime.evaluate(&module, facts)?.plan;
-    Ok((module, metadata, plan))
+    let evaluation = runtime.evaluate(&module, facts)?;
+    let log = evaluation.log();
+    Ok((module, metadata, evaluation.plan, log))
 }
 
 /// A module file, bounded like [`Runtime::load_file`].

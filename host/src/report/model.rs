@@ -4,6 +4,7 @@ use serde::Serialize;
 
 use crate::facts::model::{CertificateState, ServiceFacts, Timestamp};
 use crate::plan::model::{Decision, Level, Notice, Reason};
+use crate::policy::LogLine;
 
 /// The version of the JSON report's schema.
 pub const REPORT_VERSION: u32 = 2;
@@ -52,6 +53,11 @@ pub struct PolicyInfo {
     pub source: String,
     /// Set when the configured module failed and this one was used instead: the failure.
     pub fallback_from: Option<String>,
+    /// What this module wrote with `host.log` while deciding, in order (bounded: see
+    /// `policy::Limits`). Shown with `--verbose`; never mailed.
+    pub log: Vec<LogLine>,
+    /// How many more lines it wrote, dropped by the limit.
+    pub log_dropped: usize,
 }
 
 /// One service.

@@ -48,6 +48,17 @@ pub fn render(report: &RunReport, style: Style) -> String {
         if let Some(failure) = &p.fallback_from {
             let _ = writeln!(out, "policy fallback: the selected policy failed: {}", safe(failure));
         }
+        // The policy's own words (`host.log`), escaped: the module's text is not the host's.
+        for log in &p.log {
+            let _ = writeln!(out, "{}", log_line(log));
+        }
+        if p.log_dropped > 0 {
+            let _ = writeln!(
+                out,
+                "policy log: {} more lines were dropped (a policy's log is bounded per call)",
+                p.log_dropped
+            );
+        }
         let _ = writeln!(out, "hostname: {}", report.hostname);
         for network_line in report.network.lines() {
             let _ = writeln!(out, "{}", safe(&network_line));
@@ -205,6 +216,12 @@ fn revocation_text(revocation: &Revocation) -> String {
         Revocation::Unknown(why) => format!("unknown ({why})"),
         Revocation::NotChecked => "not checked".into(),
     }
+}
+
+/// A line the policy wrote with `host.log`, as printed: `policy log [info]: message`, the
+/// message escaped ([`crate::text::untrusted`]).
+pub fn log_line(line: &crate::policy::LogLine) -> String {
+    format!("policy log [{}]: {}", word(&line.level), safe(&line.message))
 }
 
 /// A notice's message with the service it is about, unless the message names it already (the

@@ -116,8 +116,12 @@ pub struct HostState {
     pub(crate) limit_hit: bool,
     pub(crate) logs: Vec<LogLine>,
     pub(crate) logs_dropped: usize,
+    /// The last error-level lines, oldest first, kept even when `logs` is full: a trap's
+    /// failure message quotes them.
+    pub(crate) last_errors: std::collections::VecDeque<String>,
     max_log_lines: usize,
     max_log_line_bytes: usize,
+    max_trap_log_lines: usize,
 }
 
 impl HostState {
@@ -136,8 +140,10 @@ impl HostState {
             limit_hit: false,
             logs: Vec::new(),
             logs_dropped: 0,
+            last_errors: std::collections::VecDeque::new(),
             max_log_lines: limits.max_log_lines,
             max_log_line_bytes: limits.max_log_line_bytes,
+            max_trap_log_lines: limits.max_trap_log_lines,
         }
     }
 
@@ -146,7 +152,8 @@ impl HostState {
     }
 
     fn log(&mut self, level: Level, mut message: String) {
-        if self.logs.len() >= self.max_log_lines {
+        let full = self.logs.len() >= self.max_log_lines;
+        if full && level != Level::Error {
             self.logs_dropped += 1;
             return;
         }
@@ -157,6 +164,16 @@ impl HostState {
             }
             message.truncate(cut);
             message.push('…');
+        }
+        if level == Level::Error && self.max_trap_log_lines > 0 {
+            if self.last_errors.len() >= self.max_trap_log_lines {
+                self.last_errors.pop_front();
+            }
+            self.last_errors.push_back(message.clone());
+        }
+        if full {
+            self.logs_dropped += 1;
+            return;
         }
         self.logs.push(LogLine { level, message });
     }
@@ -210,3 +227,31 @@ pub enum Failure {
 
 /// The result of a call into a module.
 pub type Outcome<T> = Result<T, Failure>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A module that floods its log before it panics still has its panic message kept: the last
+    /// error lines survive the line limit (a trap's failure message quotes them).
+    #[test]
+    fn the_last_error_lines_are_kept_past_the_line_limit() {
+        let limits = super::super::Limits {
+            max_log_lines: 2,
+            max_trap_log_lines: 2,
+            max_log_line_bytes: 8,
+            ..Default::default()
+        };
+        let mut state = HostState::new(&limits, 1);
+        for i in 0..5 {
+            state.log(Level::Info, format!("info {i}"));
+        }
+        state.log(Level::Error, "first error".into());
+        state.log(Level::Warning, "a warning".into());
+        state.log(Level::Error, "panicked at x".into());
+        state.log(Level::Error, "é".repeat(8));
+        assert_eq!(state.logs.iter().map(|l| l.message.as_str()).collect::<Vec<_>>(), ["info 0", "info 1"]);
+        assert_eq!(state.logs_dropped, 7);
+        assert_eq!(state.last_errors, ["panicked…", "éééé…"], "the last two, cut like any line");
+    }
+}
