@@ -38,10 +38,13 @@ fn hostile(name: &str) -> Vec<u8> {
     let text = std::fs::read_to_string(dir.join(format!("{name}.wat"))).expect("hostile module exists");
     if text.contains("(module") {
         let prelude = std::fs::read_to_string(dir.join("_prelude.wat")).expect("prelude");
-        let text = text.replace(";; PRELUDE", &prelude);
+        // A module that exports 0.2.0's `evaluate` is built against that contract, prelude included.
+        let version = if text.contains("@0.2.0#evaluate") { "0.2.0" } else { "0.1.0" };
+        let text = text.replace(";; PRELUDE", &prelude.replace("0.1.0", version));
         let mut core = wat::parse_str(&text).expect("hostile core module parses");
         let mut resolve = wit_parser::Resolve::default();
-        let (package, _) = resolve.push_dir(workspace().join("wit/since_v0.1.0")).expect("contract parses");
+        let (package, _) =
+            resolve.push_dir(workspace().join(format!("wit/since_v{version}"))).expect("contract parses");
         let world = resolve.select_world(&[package], Some("policy")).expect("world");
         wit_component::embed_component_metadata(
             &mut core,
@@ -383,4 +386,46 @@ fn a_v0_1_0_module_runs_unchanged_beside_v0_2_0() {
         }
     }
     assert_eq!(compared, 82, "every vector of the 0.1.0 suites");
+}
+
+/// Most contract vectors have no `expect`: the invariants are their only judge. One hostile
+/// module per invariant shows each judges: `policy test` fails it with the invariant's words
+/// (`tests/policy_install.rs` shows `policy install` refuses the same modules). Determinism
+/// cannot be broken from inside this sandbox (no clock, randomness or state between calls), so
+/// its check is shown to fail in `conformance::check`'s unit tests only.
+#[test]
+fn each_invariant_fails_its_hostile_module_in_policy_test() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (name, needles) in [
+        ("keeps-web", &["keeps service `web` although its certificate is unreadable"][..]),
+        (
+            "orders-hostname",
+            &[
+                "FAIL v0.2.0/contract/021-disable-auto-nothing-to-decide.json",
+                "orders a hostname certificate although disable-auto-hostname-certificate is set",
+                "FAIL v0.2.0/contract/022-no-ca-nothing-to-decide.json",
+                "orders a certificate although no certificate authority is configured",
+            ][..],
+        ),
+        (
+            "orders-lan",
+            &[
+                "FAIL v0.2.0/contract/023-unorderable-group-nothing-to-decide.json",
+                "orders a certificate for group `lan`, whose names the certificate authority cannot issue for",
+            ][..],
+        ),
+    ] {
+        let file = dir.path().join(format!("{name}.wasm"));
+        std::fs::write(&file, hostile(name)).expect("write");
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_checkallsslcerts"))
+            .args(["policy", "test", "--suite", "contract"])
+            .arg(&file)
+            .output()
+            .expect("runs");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(1), "{name}: {stdout}");
+        for needle in needles {
+            assert!(stdout.contains(needle), "{name}: {needle:?} in\n{stdout}");
+        }
+    }
 }

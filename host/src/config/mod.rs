@@ -112,6 +112,11 @@ impl CertificateGroup {
     }
 }
 
+/// The system's fully qualified host name: the default `hostname`.
+pub fn system_hostname() -> String {
+    system::hostname()
+}
+
 /// The name of the hostname's certificate group.
 pub use crate::facts::model::HOSTNAME_GROUP;
 

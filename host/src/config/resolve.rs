@@ -269,12 +269,14 @@ impl Resolver<'_> {
             .collect();
         let system_roots = raw.trust.system_roots.unwrap_or(true);
         if !system_roots && raw.trust.extra_roots.as_ref().is_none_or(Vec::is_empty) {
-            self.error(
+            // An empty trust store is a choice (certificates only checked, a host that trusts
+            // nothing), not a mistake to stop on: every chain is then reported untrusted.
+            self.warn(
                 None,
                 None,
                 "trust.system-roots",
-                "with system-roots = false and no extra-roots no certificate chain can be trusted; \
-                 list your roots in extra-roots or set system-roots = true"
+                "with system-roots = false and no extra-roots the trust store is empty: every certificate chain \
+                 is reported untrusted; list your roots in extra-roots or set system-roots = true"
                     .into(),
             );
         }

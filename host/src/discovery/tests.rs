@@ -286,3 +286,59 @@ fn absent_daemons_are_listed_as_not_found() {
     assert!(listing.contains("No certificate was found"), "{listing}");
     assert!(listing.contains("    postfix: no "), "{listing}");
 }
+
+/// `--print-config` proposes certificate groups: a service whose certificate covers the hostname
+/// keeps the hostname's; the others get one group per distinct set of names (two services with
+/// the same names share one); an unreadable certificate stays with the hostname. What it writes
+/// loads back through the configuration, groups and all.
+#[test]
+fn print_config_proposes_a_group_per_set_of_names_that_is_not_the_hostnames() {
+    use crate::facts::testpki::{Pki, Spec, key_pem, pem, write};
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new("Group CA");
+    let cert = |file: &str, names: &[&str]| {
+        let leaf = pki.leaf(&Spec::leaf(names[0], names));
+        write(dir.path(), &format!("{file}.key"), &key_pem(&leaf.key));
+        write(dir.path(), &format!("{file}.pem"), &pem(&[&leaf.cert]))
+    };
+    let service = |name: &str, certificate: std::path::PathBuf| Found {
+        daemon: Daemon::Nginx,
+        name: name.into(),
+        key: Some(certificate.with_extension("key")),
+        certificate,
+        chain: None,
+        layout: Layout::Separate,
+        reload: vec![vec!["nginx".into(), "reload".into()]],
+        probe: Vec::new(),
+        origins: Vec::new(),
+        notes: Vec::new(),
+    };
+    let found = vec![
+        service("panel", cert("panel", &["host.example.com"])),
+        service("shop", cert("shop", &["shop.example.com", "www.shop.example.com"])),
+        service("shop-api", cert("shop-api", &["shop.example.com", "www.shop.example.com"])),
+        service("wild", cert("wild", &["*.blog.example.com"])),
+        service("gone", dir.path().join("missing.pem")),
+    ];
+    let groups = toml_out::proposed_groups(&found, "host.example.com");
+    let names: Vec<Option<&str>> = groups.iter().map(|g| g.as_ref().map(|(n, _)| n.as_str())).collect();
+    assert_eq!(
+        names,
+        [None, Some("shop-example-com"), Some("shop-example-com"), Some("wildcard-blog-example-com"), None]
+    );
+    assert_eq!(groups[1].as_ref().unwrap().1, ["shop.example.com", "www.shop.example.com"]);
+
+    let text = toml_out::config_for(&Discovery { found, ..Discovery::default() }, "host.example.com");
+    assert_eq!(text.matches("[[certificate]]").count(), 2, "{text}");
+    let config = crate::config::from_str(
+        &format!("hostname = \"host.example.com\"\n[acme]\nstaging = true\n{text}"),
+        Path::new("/x.toml"),
+    )
+    .unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let group_of = |name: &str| config.service(name).unwrap().certificate_group.clone();
+    assert_eq!(
+        [group_of("panel"), group_of("shop"), group_of("shop-api"), group_of("wild"), group_of("gone")],
+        ["hostname", "shop-example-com", "shop-example-com", "wildcard-blog-example-com", "hostname"]
+    );
+    assert_eq!(config.group("shop-example-com").unwrap().names, ["shop.example.com", "www.shop.example.com"]);
+}
