@@ -156,10 +156,28 @@ fn details(out: &mut String, s: &ServiceReport) {
             );
             let _ = writeln!(
                 out,
-                "{pad}chain: {}; revocation: {}",
+                "{pad}chain: {}; path: {}; revocation: {}",
                 safe(&chain_text(&c.chain_status)),
+                safe(&path_text(&c.path)),
                 safe(&revocation_text(&c.revocation))
             );
+            for (depth, e) in c.chain.iter().enumerate() {
+                let _ = writeln!(
+                    out,
+                    "{pad}  {}. {} ({}): {} {} bits, signed {}, valid {} to {}",
+                    depth + 1,
+                    safe(&e.subject),
+                    match e.source {
+                        crate::facts::model::ChainSource::File => "served",
+                        crate::facts::model::ChainSource::TrustStore => "trust store",
+                    },
+                    word(&e.public_key.kind),
+                    e.public_key.bits,
+                    safe(&e.signature_algorithm),
+                    utc(e.not_before),
+                    utc(e.not_after)
+                );
+            }
             let _ = writeln!(
                 out,
                 "{pad}renewal window (ARI): {}",
@@ -205,6 +223,17 @@ fn chain_text(chain: &ChainStatus) -> String {
         ChainStatus::Untrusted(why) => format!("untrusted ({why})"),
         ChainStatus::Incomplete(why) => format!("incomplete ({why})"),
         ChainStatus::NotChecked => "not checked".into(),
+    }
+}
+
+fn path_text(path: &crate::facts::model::PathStatus) -> String {
+    use crate::facts::model::PathStatus;
+    match path {
+        PathStatus::Valid => "valid".into(),
+        PathStatus::NotChecked => "not checked".into(),
+        PathStatus::Incomplete(why) => format!("incomplete ({why})"),
+        PathStatus::Untrusted(why) => format!("untrusted ({why})"),
+        PathStatus::Invalid(why) => format!("invalid ({why})"),
     }
 }
 
