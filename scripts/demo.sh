@@ -60,3 +60,6 @@ echo "== checkallsslcerts: the next night's run"
 "$bin" --config examples/demo/config.toml || true
 echo
 echo "Backups of the replaced files: $demo/state/backups/"
+echo
+echo "== checkallsslcerts --dry-run --at +400d: what will need replacing in 400 days (everything: expired)"
+"$bin" --config examples/demo/config.toml --dry-run --at +400d || true
