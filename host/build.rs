@@ -33,6 +33,7 @@ fn build() -> Result<(), String> {
     let out_dir = PathBuf::from(env::var("OUT_DIR").map_err(|e| e.to_string())?);
 
     embed_conformance_vectors(&workspace, &out_dir)?;
+    git_commit(&workspace);
 
     for watched in ["policy-wasm", "wit", "Cargo.lock", "Cargo.toml"] {
         println!("cargo:rerun-if-changed={}", workspace.join(watched).display());
@@ -93,6 +94,31 @@ fn build() -> Result<(), String> {
         out_dir.join("lifetime-fraction.wasm").display()
     );
     Ok(())
+}
+
+/// `CHECKALLSSLCERTS_GIT_COMMIT` for `--version`: the environment's (a build from a source
+/// tarball, e.g. the Debian package built outside git), else `git rev-parse --short=12 HEAD`,
+/// else "unknown".
+fn git_commit(workspace: &Path) {
+    println!("cargo:rerun-if-env-changed=CHECKALLSSLCERTS_GIT_COMMIT");
+    for watched in [".git/HEAD", ".git/refs/heads", ".git/packed-refs"] {
+        let path = workspace.join(watched);
+        if path.exists() {
+            println!("cargo:rerun-if-changed={}", path.display());
+        }
+    }
+    let commit =
+        env::var("CHECKALLSSLCERTS_GIT_COMMIT").ok().filter(|c| !c.trim().is_empty()).or_else(|| {
+            let out = Command::new("git")
+                .current_dir(workspace)
+                .args(["rev-parse", "--short=12", "HEAD"])
+                .output()
+                .ok()?;
+            let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            (out.status.success() && text.bytes().all(|b| b.is_ascii_hexdigit()) && !text.is_empty())
+                .then_some(text)
+        });
+    println!("cargo:rustc-env=CHECKALLSSLCERTS_GIT_COMMIT={}", commit.as_deref().unwrap_or("unknown"));
 }
 
 /// Writes `OUT_DIR/conformance_vectors.rs`: every `tests/conformance/**/*.json` as

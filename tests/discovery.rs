@@ -3,6 +3,7 @@
 //! own syntax with `include` globs, and the real `postconf` and `doveconf` programs (Debian
 //! packages `postfix`, `dovecot-core`). Nothing is mocked.
 
+mod daemons;
 #[path = "support/pki.rs"]
 #[allow(clippy::too_many_arguments)]
 mod pki;
@@ -317,4 +318,74 @@ fn postfix_and_dovecot_sharing_the_snakeoil_pair_are_one_service_with_both_reloa
     let argv = |s: &str| format!("{:?}", s.split(' ').collect::<Vec<_>>());
     let shown = format!(", reload (in order): {}, {}", argv(&postfix_reload), argv(&dovecot_reload));
     assert!(check.stdout.contains(&shown), "missing {shown:?} in\n{}", check.stdout);
+}
+
+/// `init` on a host whose nginx runs with its own configuration (`nginx -c /some/other.conf`,
+/// not /etc/nginx): the configuration it writes names that nginx's certificate, reloads it by
+/// its own command, and a following dry run accepts it. A second `init` does not replace it
+/// (exit 2, the difference shown); `--force` does, keeping the old one.
+#[test]
+fn init_finds_an_nginx_started_with_its_own_configuration() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let base = daemons::daemon_dir(&dir.path().join("srv"));
+    let leaf = Leaf::valid(&["other.example.com"], 60);
+    let cert = pki::self_signed(&leaf);
+    let tls = daemons::daemon_dir(&base.join("tls"));
+    pki::write_pair(&tls, &cert, &[], &leaf.key);
+    let (cert_file, key_file) = (tls.join("cert.pem"), tls.join("key.pem"));
+    let nginx = daemons::Nginx::start(&base, daemons::free_port(), &cert_file, &key_file);
+    assert!(!nginx.conf.starts_with("/etc/nginx"));
+
+    let config = dir.path().join("etc/config.toml");
+    let out = Run::new().arg("--config").arg(&config).args(["init"]).run();
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let text = std::fs::read_to_string(&config).expect("written");
+    let needle = format!("certificate = \"{}\"", cert_file.display());
+    assert!(text.contains(&needle), "{needle} in\n{text}");
+    assert!(text.contains(&format!("\"-c\", \"{}\", \"-s\", \"reload\"", nginx.conf.display())), "{text}");
+    assert!(
+        text.contains("certificate-group = \"other-example-com\"") && text.contains("[[certificate]]"),
+        "a certificate for another name than the hostname gets a group of its own:\n{text}"
+    );
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&config).expect("meta").permissions());
+    assert_eq!(mode & 0o777, 0o600);
+
+    // A dry run accepts it and checks that certificate (no state directory needed).
+    let dry = Run::new().arg("--config").arg(&config).args(["--dry-run", "--json"]).run();
+    assert!(matches!(dry.code, 0 | 1), "{}\n{}", dry.stdout, dry.stderr);
+    let report: serde_json::Value = serde_json::from_str(&dry.stdout).expect("json");
+    let services = report["services"].as_array().expect("services");
+    assert!(
+        services.iter().any(|s| s["facts"]["certificate"]["ok"]["dns-names"][0] == "other.example.com"),
+        "{report}"
+    );
+
+    // Not replaced without --force; the difference is shown.
+    std::fs::write(&config, format!("{text}\n# a local change\n")).expect("edit");
+    let again = Run::new().arg("--config").arg(&config).args(["init"]).run().code(2);
+    assert!(again.stdout.contains("-# a local change"), "{}", again.stdout);
+    assert!(again.stderr.contains("--force"), "{}", again.stderr);
+    assert!(std::fs::read_to_string(&config).expect("read").contains("# a local change"));
+    let forced = Run::new().arg("--config").arg(&config).args(["init", "--force"]).run().code(0);
+    assert!(forced.stdout.contains(".bak-"), "{}", forced.stdout);
+    assert!(!std::fs::read_to_string(&config).expect("read").contains("# a local change"));
+
+    // With a CA: Let's Encrypt's staging CA unless --production.
+    let acme = dir.path().join("etc/acme.toml");
+    Run::new()
+        .arg("--config")
+        .arg(&acme)
+        .args(["init", "--acme", "letsencrypt", "--email", "admin@example.com"])
+        .run()
+        .code(0);
+    let text = std::fs::read_to_string(&acme).expect("written");
+    assert!(
+        text.contains("[acme]\n")
+            && text.contains("staging = true")
+            && text.contains("email = \"admin@example.com\""),
+        "{text}"
+    );
+    Run::new().arg("--config").arg(&acme).args(["config", "check"]).run().code(0);
+    drop(nginx);
 }

@@ -5,6 +5,8 @@ macro_rules! say {
     ($($arg:tt)*) => { $crate::cli::out(format_args!("{}\n", format_args!($($arg)*))) };
 }
 
+mod docs_cmd;
+mod init_cmd;
 mod policy_cmd;
 mod policy_store_cmd;
 mod run_cmd;
@@ -120,6 +122,13 @@ pub enum Command {
     /// List the certificates the host's daemons use (nginx, Apache, Postfix, Dovecot, Exim,
     /// Pure-FTPd, vsftpd, ProFTPD, HAProxy), read from their own configuration
     Services(services_cmd::ServicesArgs),
+    /// Write a first configuration from the services this host runs (discovered from the
+    /// daemons' configuration, also those started with their own: nginx -c, apache2 -f...),
+    /// with certificate groups proposed; asks nothing; never replaces one without --force
+    Init(init_cmd::InitArgs),
+    /// Write the man pages and shell completions (for packagers)
+    #[command(hide = true)]
+    GenerateDocs(docs_cmd::GenerateDocsArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -170,9 +179,27 @@ pub enum PolicyCommand {
     },
 }
 
+/// `--version`: the version, the git commit it was built from, the embedded default policy's
+/// SHA-256 and the contract versions this host runs (`-V` prints the version alone).
+pub fn long_version() -> String {
+    format!(
+        "{}\ncommit:         {}\ndefault policy: sha256 {}\ncontracts:      {}",
+        env!("CARGO_PKG_VERSION"),
+        env!("CHECKALLSSLCERTS_GIT_COMMIT"),
+        hex::encode(openssl::sha::sha256(crate::policy::embedded::DEFAULT_POLICY)),
+        crate::policy::ContractVersion::ALL.iter().map(|v| v.as_str()).collect::<Vec<_>>().join(", ")
+    )
+}
+
 /// Runs the command line; returns the process exit code.
 pub fn run() -> i32 {
-    let cli = match Cli::try_parse() {
+    use clap::{CommandFactory, FromArgMatches};
+    let parsed = Cli::command()
+        // Built once per process; clap keeps a `&'static str`.
+        .long_version(&*Box::leak(long_version().into_boxed_str()))
+        .try_get_matches()
+        .and_then(|matches| Cli::from_arg_matches(&matches));
+    let cli = match parsed {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
@@ -183,6 +210,8 @@ pub fn run() -> i32 {
         Some(Command::Policy(command)) => policy_cmd::run(command, &cli.run),
         Some(Command::Config(ConfigCommand::Check)) => run_cmd::config_check(&cli.run),
         Some(Command::Services(args)) => services_cmd::run(&args),
+        Some(Command::GenerateDocs(args)) => docs_cmd::run(&args),
+        Some(Command::Init(args)) => init_cmd::run(&args, &cli.run),
         None => run_cmd::run(&cli.run),
     }
 }

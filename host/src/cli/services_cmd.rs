@@ -26,7 +26,16 @@ pub fn run(args: &ServicesArgs) -> i32 {
             return exit::USAGE;
         }
         Some(root) => Options::with_root(root.clone()),
-        None => Options::with_root(PathBuf::from("/")),
+        None => {
+            // On the host itself: also the daemons started with their own configuration.
+            let mut options = Options::with_root(PathBuf::from("/"));
+            let (mains, skipped) = discovery::running::main_configs(std::path::Path::new("/proc"));
+            options.mains = mains;
+            for why in skipped {
+                eprintln!("checkallsslcerts: not read: {why}");
+            }
+            options
+        }
     };
     let found = discovery::discover(&options);
     if args.print_config {

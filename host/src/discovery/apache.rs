@@ -40,7 +40,14 @@ struct State<'a, 'b> {
 
 pub(super) fn discover(ctx: &Ctx<'_>) -> Partial {
     let mut partial = Partial::default();
-    let (main, unit, own) = if ctx.root.path("/etc/apache2/apache2.conf").exists() {
+    let (main, unit, own) = if let Some(main) = &ctx.main {
+        let debian = main.starts_with("/etc/apache2");
+        (
+            main.clone(),
+            if debian { "apache2" } else { "httpd" },
+            if debian { "apache2ctl" } else { "apachectl" },
+        )
+    } else if ctx.root.path("/etc/apache2/apache2.conf").exists() {
         (ctx.root.path("/etc/apache2/apache2.conf"), "apache2", "apache2ctl")
     } else if ctx.root.path("/etc/httpd/conf/httpd.conf").exists() {
         (ctx.root.path("/etc/httpd/conf/httpd.conf"), "httpd", "apachectl")
@@ -63,12 +70,12 @@ pub(super) fn discover(ctx: &Ctx<'_>) -> Partial {
     let State { global, hosts, server_root, .. } = state;
     let path =
         |named: &str| if named.starts_with('/') { ctx.root.path(named) } else { server_root.join(named) };
-    let own_reload = if ctx.root.is_host() {
+    let own_reload = if ctx.root.is_host() && ctx.main.is_none() {
         Some(vec![own.to_string(), "graceful".into()])
     } else {
         Some(vec![own.to_string(), "-f".into(), main.display().to_string(), "-k".into(), "graceful".into()])
     };
-    let (reload, note) = ctx.reload(unit, "reload", own_reload);
+    let (reload, note) = ctx.reload_main(unit, "reload", own_reload);
     for host in hosts {
         let tls = host.tls.clone();
         if !tls.engine {

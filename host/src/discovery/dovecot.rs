@@ -13,7 +13,7 @@ const MAX_DEPTH: usize = 16;
 
 pub(super) fn discover(ctx: &Ctx<'_>) -> Partial {
     let mut partial = Partial::default();
-    let conf = ctx.root.path(CONF);
+    let conf = ctx.main.clone().unwrap_or_else(|| ctx.root.path(CONF));
     if !conf.exists() {
         partial.absent = Some(format!("no {}", conf.display()));
         return partial;
@@ -38,12 +38,12 @@ pub(super) fn discover(ctx: &Ctx<'_>) -> Partial {
     }
 
     let endpoints = listeners(&get);
-    let own = if ctx.root.is_host() {
+    let own = if ctx.root.is_host() && ctx.main.is_none() {
         vec!["doveadm".into(), "reload".into()]
     } else {
         vec!["doveadm".into(), "-c".into(), conf_text.clone(), "reload".into()]
     };
-    let (reload, note) = ctx.reload("dovecot", "reload", Some(own));
+    let (reload, note) = ctx.reload_main("dovecot", "reload", Some(own));
 
     for (cert_name, key_name) in [("ssl_cert", "ssl_key"), ("ssl_alt_cert", "ssl_alt_key")] {
         let (cert, key) = match (get(cert_name), get(key_name)) {

@@ -8,7 +8,9 @@ use super::{Ctx, Partial, at, push_endpoint};
 use crate::config::probe::{ProbeEndpoint, Protocol};
 
 pub(super) fn discover(ctx: &Ctx<'_>) -> Partial {
-    let (file, text) = match super::read_first(ctx, &["/etc/haproxy/haproxy.cfg"]) {
+    let main = ctx.main.as_ref().map(|m| m.to_string_lossy().into_owned());
+    let candidates = [main.as_deref().unwrap_or("/etc/haproxy/haproxy.cfg")];
+    let (file, text) = match super::read_first(ctx, &candidates) {
         Ok(found) => found,
         Err(partial) => return partial,
     };

@@ -33,6 +33,7 @@ mod ftp;
 mod haproxy;
 mod nginx;
 mod postfix;
+pub mod running;
 mod text;
 pub mod toml_out;
 
@@ -187,6 +188,10 @@ pub struct Options {
     pub root: PathBuf,
     /// Reload through `systemctl` (the host runs systemd).
     pub systemd: bool,
+    /// Main configuration files besides the standard ones: daemons started with their own
+    /// (`nginx -c FILE`...), found by [`running::main_configs`]. Each is read like the standard
+    /// one, and its services reload through the daemon's own command naming that file.
+    pub mains: Vec<(Daemon, PathBuf)>,
 }
 
 impl Options {
@@ -203,8 +208,22 @@ impl Options {
     /// The options for a root prefix.
     pub fn with_root(root: PathBuf) -> Options {
         let systemd = root == Path::new("/") && Path::new("/run/systemd/system").is_dir();
-        Options { root, systemd }
+        Options { root, systemd, mains: Vec::new() }
     }
+}
+
+/// The standard main configuration files, read anyway.
+const STANDARD_MAINS: [&str; 6] = [
+    "/etc/nginx/nginx.conf",
+    "/etc/apache2/apache2.conf",
+    "/etc/httpd/conf/httpd.conf",
+    "/etc/dovecot/dovecot.conf",
+    "/etc/haproxy/haproxy.cfg",
+    "/etc/postfix",
+];
+
+fn is_standard_main(path: &Path) -> bool {
+    STANDARD_MAINS.iter().any(|m| path == Path::new(m))
 }
 
 /// What one daemon's reader returns.
@@ -219,8 +238,15 @@ pub(crate) struct Partial {
 pub fn discover(options: &Options) -> Discovery {
     let root = Root::new(&options.root);
     let mut discovery = Discovery { root: options.root.clone(), ..Discovery::default() };
-    for daemon in Daemon::ALL {
-        let ctx = Ctx { root: &root, daemon, systemd: options.systemd };
+    let runs = Daemon::ALL.iter().map(|d| (*d, None)).chain(
+        options
+            .mains
+            .iter()
+            .filter(|(_, main)| !is_standard_main(main))
+            .map(|(d, main)| (*d, Some(main.clone()))),
+    );
+    for (daemon, main) in runs {
+        let ctx = Ctx { root: &root, daemon, systemd: options.systemd, main };
         let partial = match daemon {
             Daemon::Nginx => nginx::discover(&ctx),
             Daemon::Apache => apache::discover(&ctx),
@@ -235,6 +261,7 @@ pub fn discover(options: &Options) -> Discovery {
         if let Some(what) = partial.absent
             && partial.found.is_empty()
             && partial.problems.is_empty()
+            && ctx.main.is_none()
         {
             discovery.absent.push((daemon, what));
         }
@@ -412,11 +439,27 @@ pub(crate) struct Ctx<'a> {
     pub root: &'a Root,
     pub daemon: Daemon,
     pub systemd: bool,
+    /// The daemon's main configuration, when not the standard one (see [`Options::mains`]).
+    pub main: Option<PathBuf>,
 }
 
 impl Ctx<'_> {
     pub fn problem(&self, origin: Option<Origin>, message: impl Into<String>) -> Problem {
         Problem { daemon: self.daemon, origin, message: message.into() }
+    }
+
+    /// [`Ctx::reload`], but a daemon started with its own main configuration ([`Ctx::main`]) is
+    /// reloaded by its own command naming that file: the standard unit is another instance.
+    pub fn reload_main(
+        &self,
+        unit: &str,
+        verb: &str,
+        own: Option<Vec<String>>,
+    ) -> (Vec<Vec<String>>, Option<String>) {
+        match (&self.main, own) {
+            (Some(_), Some(own)) => (vec![own], None),
+            (_, own) => self.reload(unit, verb, own),
+        }
     }
 
     /// The reload command: `systemctl <verb> <unit>` under systemd, else `own` if given; as a

@@ -34,7 +34,7 @@ struct Parser<'a, 'b> {
 
 pub(super) fn discover(ctx: &Ctx<'_>) -> Partial {
     let mut partial = Partial::default();
-    let main = ctx.root.path(MAIN);
+    let main = ctx.main.clone().unwrap_or_else(|| ctx.root.path(MAIN));
     if !main.exists() {
         partial.absent = Some(format!("no {}", main.display()));
         return partial;
@@ -50,12 +50,12 @@ pub(super) fn discover(ctx: &Ctx<'_>) -> Partial {
             }
         }
     };
-    let reload_own = if ctx.root.is_host() {
+    let reload_own = if ctx.root.is_host() && ctx.main.is_none() {
         vec!["nginx".into(), "-s".into(), "reload".into()]
     } else {
         vec!["nginx".into(), "-c".into(), main.display().to_string(), "-s".into(), "reload".into()]
     };
-    let (reload, note) = ctx.reload("nginx", "reload", Some(reload_own));
+    let (reload, note) = ctx.reload_main("nginx", "reload", Some(reload_own));
     let mut walker = Walker {
         ctx,
         main_dir: main.parent().unwrap_or(Path::new("/")).to_path_buf(),

@@ -13,7 +13,7 @@ const DIR: &str = "/etc/postfix";
 
 pub(super) fn discover(ctx: &Ctx<'_>) -> Partial {
     let mut partial = Partial::default();
-    let dir = ctx.root.path(DIR);
+    let dir = ctx.main.clone().unwrap_or_else(|| ctx.root.path(DIR));
     let main_cf = dir.join("main.cf");
     if !main_cf.exists() {
         partial.absent = Some(format!("no {}", main_cf.display()));
@@ -104,12 +104,12 @@ pub(super) fn discover(ctx: &Ctx<'_>) -> Partial {
     }
 
     let endpoints = listeners(ctx, &dir.join("master.cf"), &mut partial);
-    let own = if ctx.root.is_host() {
+    let own = if ctx.root.is_host() && ctx.main.is_none() {
         vec!["postfix".into(), "reload".into()]
     } else {
         vec!["postfix".into(), "-c".into(), dir.display().to_string(), "reload".into()]
     };
-    let (reload, note) = ctx.reload("postfix", "reload", Some(own));
+    let (reload, note) = ctx.reload_main("postfix", "reload", Some(own));
     for mut f in found {
         f.probe = endpoints.clone();
         f.reload = reload.clone();

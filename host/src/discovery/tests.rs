@@ -16,7 +16,7 @@ fn put(root: &Path, path: &str, text: &str) {
 
 fn run(root: &Path, daemon: Daemon, systemd: bool) -> Partial {
     let r = Root::new(root);
-    let ctx = Ctx { root: &r, daemon, systemd };
+    let ctx = Ctx { root: &r, daemon, systemd, main: None };
     match daemon {
         Daemon::Nginx => nginx::discover(&ctx),
         Daemon::Apache => apache::discover(&ctx),
