@@ -99,3 +99,26 @@ fn a_module_that_is_not_a_component_is_named() {
     assert!(out.stderr.contains("not-a-policy.wasm"), "{}", out.stderr);
     assert!(out.stderr.contains("not a valid WebAssembly component"), "{}", out.stderr);
 }
+
+/// `--version` names the commit the binary was built from and the embedded default policy's
+/// SHA-256 (the bytes `policy show` reports as the embedded module's); `-V` the version alone.
+#[test]
+fn version_names_the_commit_and_the_default_policy() {
+    let long = Run::new().arg("--version").run().code(0).stdout;
+    assert!(long.starts_with(&format!("checkallsslcerts {}\n", env!("CARGO_PKG_VERSION"))), "{long}");
+    let commit = env!("CHECKALLSSLCERTS_GIT_COMMIT");
+    assert!(long.contains(&format!("commit:         {commit}\n")), "{long}");
+    if let Ok(out) = std::process::Command::new("git").args(["rev-parse", "--short=12", "HEAD"]).output()
+        && out.status.success()
+    {
+        // Built from this checkout (an edit since the build does not change HEAD).
+        let head = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        assert!(commit == head || commit == "unknown", "built from {commit}, HEAD is {head}");
+    }
+    let show = Run::new().args(["policy", "show"]).run().code(0).stdout;
+    let sha = show.lines().find_map(|l| l.strip_prefix("sha256:")).map(str::trim).expect("policy show names the sha256");
+    assert!(long.contains(&format!("default policy: sha256 {sha}\n")), "{long}\n{show}");
+    assert!(long.contains("contracts:      0.1.0, 0.2.0"), "{long}");
+    let short = Run::new().arg("-V").run().code(0).stdout;
+    assert_eq!(short.trim(), format!("checkallsslcerts {}", env!("CARGO_PKG_VERSION")));
+}

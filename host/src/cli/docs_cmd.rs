@@ -155,3 +155,45 @@ pub fn config_page() -> String {
         text = roff_text(EXAMPLE_CONFIG)
     )
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// checkallsslcerts(8) has every visible subcommand, the exit codes and the files;
+    /// checkallsslcerts.toml(5) carries the reference configuration, with roff requests made
+    /// literal.
+    #[test]
+    fn the_man_pages_cover_the_commands_the_exit_codes_and_the_configuration() {
+        let page = String::from_utf8(man_page().unwrap()).unwrap();
+        for expected in [
+            ".TH checkallsslcerts 8",
+            ".SS \"checkallsslcerts policy test\"",
+            ".SS \"checkallsslcerts init\"",
+            ".SS \"checkallsslcerts services\"",
+            ".SS \"checkallsslcerts config check\"",
+            ".SH \"EXIT STATUS\"",
+            "another run holds the lock",
+            "/var/lib/checkallsslcerts/disable_auto_hostname_certificate",
+            "\\-\\-dry\\-run",
+        ] {
+            assert!(page.contains(expected), "{expected:?} in the man page");
+        }
+        assert!(!page.contains("generate-docs"), "the packagers' command is not documented for users");
+        let config = config_page();
+        assert!(config.contains(".TH CHECKALLSSLCERTS.TOML 5"));
+        for line in
+            EXAMPLE_CONFIG.lines().filter(|l| l.starts_with("[[service]]") || l.starts_with("name = "))
+        {
+            assert!(config.contains(line), "{line:?}");
+        }
+        // No line of the reference may be read as a roff request.
+        let reference = config.split(".SH REFERENCE\n.nf\n").nth(1).unwrap().split("\n.fi\n").next().unwrap();
+        assert!(
+            reference.lines().all(|l| !l.starts_with('.') && !l.starts_with('\'')),
+            "roff requests in the text"
+        );
+        assert_eq!(roff_text(".PP\n'x\na\\b"), "\\&.PP\n\\&'x\na\\eb");
+    }
+}

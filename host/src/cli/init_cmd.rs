@@ -101,8 +101,11 @@ pub fn run(args: &InitArgs, run: &RunArgs) -> i32 {
         }
         say!("the old configuration is kept as {}", kept.display());
     }
+    // A missing /etc/checkallsslcerts is made root's own (0700): the configuration names the
+    // commands a root run executes.
     if let Some(parent) = path.parent()
-        && let Err(e) = std::fs::create_dir_all(parent)
+        && !parent.is_dir()
+        && let Err(e) = crate::fs::create_private_dir(parent, false)
     {
         eprintln!("checkallsslcerts: init: cannot create {}: {e}", parent.display());
         return exit::ERRORS;
