@@ -116,7 +116,11 @@ fn version_names_the_commit_and_the_default_policy() {
         assert!(commit == head || commit == "unknown", "built from {commit}, HEAD is {head}");
     }
     let show = Run::new().args(["policy", "show"]).run().code(0).stdout;
-    let sha = show.lines().find_map(|l| l.strip_prefix("sha256:")).map(str::trim).expect("policy show names the sha256");
+    let sha = show
+        .lines()
+        .find_map(|l| l.strip_prefix("sha256:"))
+        .map(str::trim)
+        .expect("policy show names the sha256");
     assert!(long.contains(&format!("default policy: sha256 {sha}\n")), "{long}\n{show}");
     assert!(long.contains("contracts:      0.1.0, 0.2.0"), "{long}");
     let short = Run::new().arg("-V").run().code(0).stdout;
