@@ -193,22 +193,25 @@ fn talking_policy_host(service: &str) -> (Scratch, PathBuf, PathBuf) {
     (s, config, module)
 }
 
+/// A dry run of `config` with `--policy module` and `args`, expecting exit `code`.
+fn dry_run_with(config: &Path, module: &Path, args: &[&str], code: i32) -> support::Outcome {
+    Run::new()
+        .arg("--config")
+        .arg(config)
+        .arg("--policy")
+        .arg(module)
+        .arg("--dry-run")
+        .args(args)
+        .run()
+        .code(code)
+}
+
 /// The policy's `host.log` lines reach the run's report: the JSON always (`policy.log`), the
 /// text only with `--verbose`, escaped.
 #[test]
 fn a_policys_log_lines_are_in_the_report_and_shown_with_verbose() {
     let (_s, config, module) = talking_policy_host("web");
-    let run = |args: &[&str]| {
-        Run::new()
-            .arg("--config")
-            .arg(&config)
-            .arg("--policy")
-            .arg(&module)
-            .arg("--dry-run")
-            .args(args)
-            .run()
-            .code(0)
-    };
+    let run = |args: &[&str]| dry_run_with(&config, &module, args, 0);
     let verbose = run(&["--verbose"]).stdout;
     assert!(verbose.contains("\npolicy log [info]: the policy looked at every service\n"), "{verbose}");
     assert!(
@@ -235,17 +238,7 @@ fn a_policys_log_lines_are_in_the_report_and_shown_with_verbose() {
 #[test]
 fn a_panicking_policys_message_reaches_the_run_report() {
     let (_s, config, module) = talking_policy_host("boom");
-    let run = |args: &[&str]| {
-        Run::new()
-            .arg("--config")
-            .arg(&config)
-            .arg("--policy")
-            .arg(&module)
-            .arg("--dry-run")
-            .args(args)
-            .run()
-            .code(1)
-    };
+    let run = |args: &[&str]| dry_run_with(&config, &module, args, 1);
     let report: Value = serde_json::from_str(&run(&["--json"]).stdout).expect("JSON");
     let failure = report["policy"]["fallback-from"].as_str().unwrap_or_default();
     assert!(failure.contains("wasm `unreachable` instruction executed"), "{report:#}");

@@ -133,9 +133,7 @@ pub fn certificate_facts(cert: &X509Ref, der: &[u8]) -> Certificate {
         )),
         not_before: unix_time(cert.not_before()).unwrap_or(0),
         not_after: unix_time(cert.not_after()).unwrap_or(0),
-        public_key: public_key
-            .as_deref()
-            .map_or(PublicKey { kind: KeyKind::Other, bits: 0, curve: None }, public_key_facts),
+        public_key: key_facts(public_key.as_deref()),
         signature_algorithm: signature_algorithm(cert),
         self_signed,
         chain_status: ChainStatus::NotChecked,
@@ -163,9 +161,7 @@ pub fn element_facts(cert: &X509Ref, source: ChainSource) -> ChainElement {
         sha256_fingerprint: hex::encode(openssl::sha::sha256(&der)),
         not_before: unix_time(cert.not_before()).unwrap_or(0),
         not_after: unix_time(cert.not_after()).unwrap_or(0),
-        public_key: public_key
-            .as_deref()
-            .map_or(PublicKey { kind: KeyKind::Other, bits: 0, curve: None }, public_key_facts),
+        public_key: key_facts(public_key.as_deref()),
         signature_algorithm: signature_algorithm(cert),
         is_ca,
         self_signed: is_self_signed(cert, public_key.as_deref()),
@@ -176,16 +172,25 @@ pub fn element_facts(cert: &X509Ref, source: ChainSource) -> ChainElement {
 /// `CN=R11, O=Let's Encrypt, C=US`: the name's entries in RFC 4514 order (the certificate's last
 /// first), short names, values as UTF-8 (`chain-element.subject`).
 pub fn name_text(name: &X509NameRef) -> String {
-    let mut parts: Vec<String> = name
-        .entries()
+    let mut parts = name_entries(name);
+    parts.reverse();
+    parts.join(", ")
+}
+
+/// The name's entries as `KEY=value` (short names, values as UTF-8), in the certificate's order.
+pub fn name_entries(name: &X509NameRef) -> Vec<String> {
+    name.entries()
         .map(|e| {
             let key = e.object().nid().short_name().unwrap_or("?");
             let value = e.data().to_string().unwrap_or_default();
             format!("{key}={value}")
         })
-        .collect();
-    parts.reverse();
-    parts.join(", ")
+        .collect()
+}
+
+/// The public key's facts; an unreadable key is `other`, 0 bits.
+fn key_facts(key: Option<&PKeyRef<Public>>) -> PublicKey {
+    key.map_or(PublicKey { kind: KeyKind::Other, bits: 0, curve: None }, public_key_facts)
 }
 
 fn ip_from_bytes(bytes: &[u8]) -> Option<IpAddr> {

@@ -758,17 +758,10 @@ impl Failure {
     }
 }
 
-/// `CN=..., O=...` (RFC 2253 order reversed, as `openssl x509 -subject -nameopt oneline` reads).
+/// `O=..., CN=...`: the name's entries in the certificate's order (as OpenSSL's messages name
+/// certificates; `chain-element.subject` uses RFC 4514 order instead).
 fn name_text(name: &X509NameRef) -> String {
-    let parts: Vec<String> = name
-        .entries()
-        .map(|e| {
-            let key = e.object().nid().short_name().unwrap_or("?");
-            let value = e.data().to_string().unwrap_or_default();
-            format!("{key}={value}")
-        })
-        .collect();
-    parts.join(", ")
+    super::certificate::name_entries(name).join(", ")
 }
 
 /// Whether the certificate covers `hostname`, by OpenSSL's host check (`X509_check_host` via
