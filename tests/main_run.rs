@@ -285,7 +285,15 @@ fn dry_run_changes_no_byte() {
     assert!(out.stdout.contains("would install a self-signed placeholder"), "{}", out.stdout);
     assert!(out.stdout.contains("policy: default"), "{}", out.stdout);
     // The verbose details are in words, not JSON.
-    for words in ["chain: trusted;", "chain: untrusted (", "certificate: missing (", " UTC to ", "path: valid;", "1. CN=Main Test CA", "(trust store): "] {
+    for words in [
+        "chain: trusted;",
+        "chain: untrusted (",
+        "certificate: missing (",
+        " UTC to ",
+        "path: valid;",
+        "1. CN=Main Test CA",
+        "(trust store): ",
+    ] {
         assert!(out.stdout.contains(words), "{words:?} in\n{}", out.stdout);
     }
     assert!(!out.stdout.contains("{\""), "JSON in the text report:\n{}", out.stdout);

@@ -1,7 +1,8 @@
 //! The policy runtime: loads a policy component and runs it in a sandbox.
 //!
-//! A module gets nothing but the facts: no WASI, no files, network, clock or environment, only
-//! the contract's `host.log`. Every call runs in a fresh [`Store`] with the [`Limits`] of
+//! A module gets nothing but the facts and the contract's `host.log`: no files, network, clock
+//! or environment of its own. The WASI a standard toolchain's component imports is there, empty
+//! and deterministic ([`wasi`]). Every call runs in a fresh [`Store`] with the [`Limits`] of
 //! [`limits`]: fuel (deterministic, so an endless loop ends after a bounded amount of work),
 //! memory and tables, and the plan is validated before the host acts on it. Every failure is a
 //! [`PolicyError`] naming the module; a bad module never panics the host.
@@ -11,13 +12,14 @@ pub mod contract;
 pub mod embedded;
 pub mod errors;
 pub mod limits;
+pub mod wasi;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use openssl::sha::sha256;
-use wasmtime::component::{Component, Linker};
+use wasmtime::component::{Component, InstancePre, Linker};
 use wasmtime::{Config, Engine, Store, Trap};
 
 pub use contract::{ContractVersion, LogLine};
@@ -54,7 +56,8 @@ pub struct PolicyModule {
     pub sha256: String,
     /// The contract version it implements.
     pub version: ContractVersion,
-    component: Component,
+    /// The component, its imports resolved against the contract's linker (and the policy's WASI).
+    pre: InstancePre<HostState>,
 }
 
 impl PolicyModule {
@@ -118,8 +121,10 @@ impl Runtime {
         config.wasm_component_model(true);
         let engine = Engine::new(&config).map_err(|e| PolicyError::Engine(e.to_string()))?;
         let engine_error = |e: wasmtime::Error| PolicyError::Engine(e.to_string());
-        let linker_v0_1_0 = contract::since_v0_1_0::linker(&engine).map_err(engine_error)?;
-        let linker_v0_2_0 = contract::since_v0_2_0::linker(&engine).map_err(engine_error)?;
+        let mut linker_v0_1_0 = contract::since_v0_1_0::linker(&engine).map_err(engine_error)?;
+        let mut linker_v0_2_0 = contract::since_v0_2_0::linker(&engine).map_err(engine_error)?;
+        wasi::add_to_linker(&mut linker_v0_1_0).map_err(engine_error)?;
+        wasi::add_to_linker(&mut linker_v0_2_0).map_err(engine_error)?;
         let cache = cache_dir.map(|dir| cache::Cache::new(dir, &engine));
         Ok(Runtime {
             engine,
@@ -186,21 +191,28 @@ impl Runtime {
             .clone()
             .map_err(|message| PolicyError::Invalid { module: module.clone(), message })?;
         let version = contract::detect(&self.engine, &component, &module)?;
-        Ok(PolicyModule { source, sha256, version, component })
+        let base = match version {
+            ContractVersion::V0_1_0 => &self.linker_v0_1_0,
+            ContractVersion::V0_2_0 => &self.linker_v0_2_0,
+        };
+        let instantiate_error = |e: wasmtime::Error| PolicyError::Instantiate {
+            module: module.clone(),
+            message: format!("{e:#}"),
+        };
+        let own = wasi::linker_for(base, &self.engine, &component).map_err(instantiate_error)?;
+        let pre = own.as_ref().unwrap_or(base).instantiate_pre(&component).map_err(instantiate_error)?;
+        Ok(PolicyModule { source, sha256, version, pre })
     }
 
     /// Asks the module who it is, and checks it claims the contract version it implements.
     pub fn metadata(&self, module: &PolicyModule) -> Result<Metadata, PolicyError> {
-        let mut store = self.store(0);
+        let mut store = self.store(0, 0, [0; 32]);
         let metadata = match module.version {
-            ContractVersion::V0_1_0 => {
-                contract::since_v0_1_0::metadata(&mut store, &self.linker_v0_1_0, &module.component)
-            }
-            ContractVersion::V0_2_0 => {
-                contract::since_v0_2_0::metadata(&mut store, &self.linker_v0_2_0, &module.component)
-            }
-        }
-        .map_err(|failure| self.classify(failure, module, &store, "metadata", 0))?;
+            ContractVersion::V0_1_0 => contract::since_v0_1_0::metadata(&mut store, &module.pre),
+            ContractVersion::V0_2_0 => contract::since_v0_2_0::metadata(&mut store, &module.pre),
+        };
+        store.data_mut().collect_stdio();
+        let metadata = metadata.map_err(|failure| self.classify(failure, module, &store, "metadata", 0))?;
         if metadata.contract_version != module.version.as_str() {
             return Err(PolicyError::MetadataMismatch {
                 module: module.label(),
@@ -214,17 +226,15 @@ impl Runtime {
     /// Runs `evaluate` on the facts and validates the plan.
     pub fn evaluate(&self, module: &PolicyModule, facts: &HostFacts) -> Result<Evaluation, PolicyError> {
         let services = facts.services.len();
-        let mut store = self.store(services);
+        let mut store = self.store(services, facts.now, wasi::seed_for(facts));
         let fuel = self.limits.fuel(services);
         let answer = match module.version {
-            ContractVersion::V0_1_0 => {
-                contract::since_v0_1_0::evaluate(&mut store, &self.linker_v0_1_0, &module.component, facts)
-            }
-            ContractVersion::V0_2_0 => {
-                contract::since_v0_2_0::evaluate(&mut store, &self.linker_v0_2_0, &module.component, facts)
-            }
-        }
-        .map_err(|failure| self.classify(failure, module, &store, "evaluate", services))?;
+            ContractVersion::V0_1_0 => contract::since_v0_1_0::evaluate(&mut store, &module.pre, facts),
+            ContractVersion::V0_2_0 => contract::since_v0_2_0::evaluate(&mut store, &module.pre, facts),
+        };
+        store.data_mut().collect_stdio();
+        let answer =
+            answer.map_err(|failure| self.classify(failure, module, &store, "evaluate", services))?;
         let plan = answer.map_err(|message| PolicyError::Refused { module: module.label(), message })?;
         let plan = crate::plan::validate(facts, plan, &self.limits)
             .map_err(|source| PolicyError::InvalidPlan { module: module.label(), source })?;
@@ -233,8 +243,8 @@ impl Runtime {
         Ok(Evaluation { plan, logs: state.logs, logs_dropped: state.logs_dropped, fuel_used })
     }
 
-    fn store(&self, services: usize) -> Store<HostState> {
-        let mut store = Store::new(&self.engine, HostState::new(&self.limits, services));
+    fn store(&self, services: usize, now: i64, seed: [u8; 32]) -> Store<HostState> {
+        let mut store = Store::new(&self.engine, HostState::new(&self.limits, services, now, seed));
         store.limiter(|state| state);
         // Fuel is only refused for an engine without fuel, which this one is not.
         let _ = store.set_fuel(self.limits.fuel(services));
