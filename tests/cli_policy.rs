@@ -99,3 +99,38 @@ fn a_module_that_is_not_a_component_is_named() {
     assert!(out.stderr.contains("not-a-policy.wasm"), "{}", out.stderr);
     assert!(out.stderr.contains("not a valid WebAssembly component"), "{}", out.stderr);
 }
+
+/// `policy eval`, `policy test` and `policy show` keep compiled modules as a run does: in the
+/// state dir when it exists (and is this user's), else in the user's cache; and load them from
+/// there the next time (a damaged entry would be rebuilt, see `policy::cache`).
+#[test]
+fn policy_commands_cache_compiled_modules() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (state, user_cache) = (dir.path().join("state"), dir.path().join("xdg"));
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!("hostname = \"host.example.com\"\nstate-dir = \"{}\"\n", state.display()),
+    )
+    .expect("config");
+    let entries = |dir: &std::path::Path| -> Vec<String> {
+        std::fs::read_dir(dir)
+            .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+            .unwrap_or_default()
+    };
+    let run = |args: &[&str]| {
+        Run::new().env("XDG_CACHE_HOME", &user_cache).arg("--config").arg(&config).args(args).run()
+    };
+    // No state dir: the user's cache, and the state dir is not created.
+    run(&["policy", "show", "--policy", EXAMPLE]).code(0);
+    let cached = entries(&user_cache.join("checkallsslcerts/policies"));
+    assert_eq!(cached.len(), 1, "{cached:?}");
+    assert!(cached[0].ends_with(".cwasm"), "{cached:?}");
+    assert!(!state.exists(), "a policy command does not create the state dir");
+    run(&["policy", "test", EXAMPLE, "--suite", "contract"]).code(0);
+    assert_eq!(entries(&user_cache.join("checkallsslcerts/policies")), cached, "loaded, not stored again");
+    // With a state dir: its cache.
+    std::fs::create_dir(&state).expect("state dir");
+    run(&["policy", "show"]).code(0);
+    assert_eq!(entries(&state.join("cache")).len(), 1, "the embedded policy, compiled once");
+}

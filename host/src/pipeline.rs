@@ -85,8 +85,8 @@ pub fn run(config_path: &Path, options: &RunOptions) -> Result<RunReport, RunErr
         let config = crate::config::load(config_path)?;
         return run_with(&config, options);
     }
-    // A dry run has no compiled-policy cache: the default policy (the usual choice) is compiled on
-    // another thread while the configuration is read, on a core that would otherwise wait.
+    // The default policy (the usual choice) is compiled on another thread while the configuration
+    // is read, on a core that would otherwise wait; the cache is set once the state dir is known.
     let runtime = Runtime::new(None);
     std::thread::scope(|scope| {
         if let Ok(runtime) = &runtime {
@@ -156,11 +156,22 @@ fn run_inner(
         Some(lock)
     };
 
+    // A real run keeps compiled modules in the state dir; a dry run in it when it exists, else in
+    // the user's cache (it never creates the state dir).
+    let cache = if options.dry_run {
+        crate::policy::cache::dir_for(&config.state_dir)
+    } else {
+        Some(config.state_dir.join("cache"))
+    };
     let own_runtime;
     let runtime = match prepared {
-        Some(runtime) => runtime,
+        Some(runtime) => {
+            if let Some(dir) = cache {
+                runtime.use_cache(dir);
+            }
+            runtime
+        }
         None => {
-            let cache = (!options.dry_run).then(|| config.state_dir.join("cache"));
             own_runtime = Runtime::new(cache)?;
             &own_runtime
         }

@@ -8,7 +8,11 @@ use crate::facts::model::HostFacts;
 use crate::policy::{PolicyModule, Runtime};
 
 pub fn run(command: PolicyCommand, args: &RunArgs) -> i32 {
-    let runtime = match Runtime::new(None) {
+    // Compiled modules are cached as for a run: in the state dir when it exists, else the user's.
+    let state_dir = crate::config::load(&args.config.clone().unwrap_or_else(crate::config::default_path))
+        .map(|config| config.state_dir)
+        .unwrap_or_else(|_| crate::config::DEFAULT_STATE_DIR.into());
+    let runtime = match Runtime::new(crate::policy::cache::dir_for(&state_dir)) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("checkallsslcerts: {e}");

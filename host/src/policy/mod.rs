@@ -100,7 +100,8 @@ pub struct Runtime {
     linker_v0_1_0: Linker<HostState>,
     linker_v0_2_0: Linker<HostState>,
     limits: Limits,
-    cache: Option<cache::Cache>,
+    /// Where compiled modules are kept: set at creation, or later by [`Runtime::use_cache`].
+    cache: OnceLock<cache::Cache>,
     /// Components compiled (or loaded from the cache) by this runtime, by SHA-256: loading the
     /// same bytes again does not compile them again, and a load while another thread compiles
     /// the same bytes waits for that compilation (see [`Runtime::load_embedded`]).
@@ -125,7 +126,10 @@ impl Runtime {
         let mut linker_v0_2_0 = contract::since_v0_2_0::linker(&engine).map_err(engine_error)?;
         wasi::add_to_linker(&mut linker_v0_1_0).map_err(engine_error)?;
         wasi::add_to_linker(&mut linker_v0_2_0).map_err(engine_error)?;
-        let cache = cache_dir.map(|dir| cache::Cache::new(dir, &engine));
+        let cache = OnceLock::new();
+        if let Some(dir) = cache_dir {
+            let _ = cache.set(cache::Cache::new(dir, &engine));
+        }
         Ok(Runtime {
             engine,
             linker_v0_1_0,
@@ -134,6 +138,12 @@ impl Runtime {
             cache,
             compiled: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Keeps compiled modules in `dir` from now on, unless this runtime already has a cache
+    /// (a dry run's runtime is made before the configuration names the state directory).
+    pub fn use_cache(&self, dir: PathBuf) {
+        let _ = self.cache.set(cache::Cache::new(dir, &self.engine));
     }
 
     /// The limits in force.
@@ -179,11 +189,11 @@ impl Runtime {
         };
         let component = slot
             .get_or_init(|| {
-                if let Some(component) = self.cache.as_ref().and_then(|c| c.load(&self.engine, &sha256)) {
+                if let Some(component) = self.cache.get().and_then(|c| c.load(&self.engine, &sha256)) {
                     return Ok(component);
                 }
                 let component = Component::new(&self.engine, bytes).map_err(|e| format!("{e:#}"))?;
-                if let Some(cache) = &self.cache {
+                if let Some(cache) = self.cache.get() {
                     cache.store(&component, &sha256);
                 }
                 Ok(component)
