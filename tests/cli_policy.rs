@@ -134,3 +134,51 @@ fn policy_commands_cache_compiled_modules() {
     run(&["policy", "show"]).code(0);
     assert_eq!(entries(&state.join("cache")).len(), 1, "the embedded policy, compiled once");
 }
+
+/// A core module where a component is expected: the error says how to make one.
+#[test]
+fn a_core_module_is_told_to_run_componentize() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let module = dir.path().join("core.wasm");
+    std::fs::write(&module, wat::parse_str("(module)").expect("core module")).expect("write");
+    let out = Run::new().args(["policy", "show", "--policy"]).arg(&module).run().code(1);
+    assert!(out.stderr.contains("core.wasm"), "{}", out.stderr);
+    assert!(out.stderr.contains("is a core WebAssembly module, not a component"), "{}", out.stderr);
+    assert!(out.stderr.contains("checkallsslcerts policy componentize"), "{}", out.stderr);
+}
+
+/// `policy facts` prints the facts a run hands the policy, in the form `policy eval --facts`
+/// reads: a missing certificate file is there as `missing`, and the plan made from them replaces
+/// it, as the run's own plan does.
+#[test]
+fn policy_facts_feed_policy_eval() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "hostname = \"host.example.com\"\nstate-dir = \"{}\"\n\n[network]\ndns = false\nrevocation = false\nari = false\n\n\
+             [mail]\nenabled = false\n\n[[service]]\nname = \"web\"\ncertificate = \"{}\"\nkey = \"{}\"\n",
+            dir.path().join("state").display(),
+            dir.path().join("missing.pem").display(),
+            dir.path().join("missing.key").display()
+        ),
+    )
+    .expect("config");
+    let out =
+        Run::new().arg("--config").arg(&config).args(["policy", "facts", "--at", "1800000000"]).run().code(0);
+    let facts: serde_json::Value = serde_json::from_str(&out.stdout).expect("JSON facts");
+    assert_eq!(facts["now"], 1800000000);
+    assert_eq!(facts["services"][0]["name"], "web");
+    assert!(facts["services"][0]["certificate"]["missing"].is_string(), "{}", out.stdout);
+    assert!(!dir.path().join("state").exists(), "gathered as a dry run: nothing written");
+    let file = dir.path().join("facts.json");
+    std::fs::write(&file, &out.stdout).expect("write");
+    let plan = Run::new().args(["policy", "eval", "--facts"]).arg(&file).run().code(0);
+    let plan: serde_json::Value = serde_json::from_str(&plan.stdout).expect("JSON plan");
+    assert_eq!(plan["services"][0]["service"], "web");
+    assert!(
+        plan["services"][0]["reasons"].as_array().expect("reasons").contains(&"missing".into()),
+        "{plan}"
+    );
+}

@@ -61,9 +61,10 @@ impl Default for Limits {
             // A componentize-py policy is 18.3 MB (CPython and its standard library), a
             // componentize-js one 12.2 MB (SpiderMonkey): room for either plus its own code.
             max_module_bytes: 40 << 20,
-            // The default Rust policy uses about 1 % of it on a conformance vector.
+            // Start-up of the slowest language measured (SpiderMonkey: 3.9 M) with room to spare.
             base_fuel: 50_000_000,
-            fuel_per_service: 2_000_000,
+            // Measured per service: Rust 15 k, Python 250 k, JavaScript 1 M (docs/policy-authoring.md).
+            fuel_per_service: 4_000_000,
             // CPython and SpiderMonkey start with tens of MiB of heap snapshot.
             base_memory_bytes: 64 << 20,
             memory_per_service: 16 << 10,

@@ -192,7 +192,21 @@ impl Runtime {
                 if let Some(component) = self.cache.get().and_then(|c| c.load(&self.engine, &sha256)) {
                     return Ok(component);
                 }
-                let component = Component::new(&self.engine, bytes).map_err(|e| format!("{e:#}"))?;
+                let component = Component::new(&self.engine, bytes).map_err(|e| {
+                    // A core module (version 1) where a component (version 0xd, layer 1) is expected.
+                    if bytes.starts_with(b"\0asm\x01\0\0\0") {
+                        format!(
+                            "it is a core WebAssembly module, not a component; turn it into one with \
+                             `checkallsslcerts policy componentize {} -o policy.wasm` ({e:#})",
+                            match &source {
+                                PolicySource::File(path) => path.display().to_string(),
+                                PolicySource::Embedded => "MODULE".to_owned(),
+                            }
+                        )
+                    } else {
+                        format!("{e:#}")
+                    }
+                })?;
                 if let Some(cache) = self.cache.get() {
                     cache.store(&component, &sha256);
                 }
@@ -306,7 +320,15 @@ impl Runtime {
 /// `unreachable` instruction executed"), or the error's causes.
 fn trap_text(error: &wasmtime::Error) -> String {
     if let Some(trap) = error.downcast_ref::<Trap>() {
-        return trap.to_string();
+        return match trap {
+            Trap::StackOverflow => {
+                format!("stack overflow ({trap}): a recursion too deep for the policy's stack")
+            }
+            _ => trap.to_string(),
+        };
+    }
+    if let Some(exit) = error.downcast_ref::<wasmtime_wasi::I32Exit>() {
+        return format!("the policy called exit({})", exit.0);
     }
     let causes: Vec<String> = error
         .chain()

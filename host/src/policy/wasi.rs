@@ -190,7 +190,7 @@ impl Capture {
         Capture(Arc::new(Mutex::new(Captured { bytes: Vec::new(), dropped: 0, capacity })))
     }
 
-    fn push(&self, bytes: &[u8]) {
+    pub(crate) fn push(&self, bytes: &[u8]) {
         let Ok(mut captured) = self.0.lock() else { return };
         let room = captured.capacity.saturating_sub(captured.bytes.len());
         let kept = room.min(bytes.len());

@@ -169,11 +169,17 @@ impl HostState {
         for line in out {
             self.log(Level::Info, line);
         }
-        let skip = err.len().saturating_sub(self.max_trap_log_lines);
-        for (i, line) in err.into_iter().enumerate() {
-            if i >= skip {
-                self.remember_error(&line);
-            }
+        // Quoted: the message lines, not the stack frames (indented: Python's `  File ...`,
+        // SpiderMonkey's `  f@file.js:1:2`) nor the runtimes' own noise after them.
+        const NOISE: [&str; 2] = ["note: run with `RUST_BACKTRACE", "Redirecting call to abort()"];
+        let quoted: Vec<&String> = err
+            .iter()
+            .filter(|line| !line.starts_with([' ', '\t']) && !NOISE.iter().any(|n| line.starts_with(n)))
+            .collect();
+        for line in quoted.iter().skip(quoted.len().saturating_sub(self.max_trap_log_lines)) {
+            self.remember_error(line);
+        }
+        for line in err {
             self.log(Level::Warning, line);
         }
         if out_dropped + err_dropped > 0 {
@@ -280,6 +286,26 @@ pub type Outcome<T> = Result<T, Failure>;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What a Python or JavaScript runtime prints to stderr when the policy throws reaches the
+    /// log, and a trap's message quotes the exception, not the stack frames or the noise.
+    #[test]
+    fn stderr_goes_to_the_log_and_the_exception_is_quoted() {
+        let mut state = HostState::new(&super::super::Limits::default(), 1, 0, [0; 32]);
+        state.wasi.stdout.push(b"debug 1\n");
+        state.wasi.stderr.push(
+            b"Traceback (most recent call last):\n  File \"app.py\", line 3, in evaluate\n\
+              ValueError: bad facts\nthread '<unnamed>' panicked at lib.rs:1:2:\nPython function threw\n\
+              note: run with `RUST_BACKTRACE=1` to display a backtrace\n",
+        );
+        state.collect_stdio();
+        assert_eq!(state.logs[0], LogLine { level: Level::Info, message: "debug 1".into() });
+        assert_eq!(state.logs.len(), 7, "every line logged: {:?}", state.logs);
+        assert_eq!(
+            state.last_errors,
+            ["ValueError: bad facts", "thread '<unnamed>' panicked at lib.rs:1:2:", "Python function threw"]
+        );
+    }
 
     /// A module that floods its log before it panics still has its panic message kept: the last
     /// error lines survive the line limit (a trap's failure message quotes them).
