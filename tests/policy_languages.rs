@@ -33,9 +33,10 @@ fn built() -> Option<PathBuf> {
     }
 }
 
-/// A runtime caching compiled modules beside the ports (compiled once per build of them).
+/// A runtime caching compiled modules beside the ports, where the command line run with
+/// `XDG_CACHE_HOME=DIR` keeps them too: each port is compiled once per build of it.
 fn runtime(dir: &std::path::Path) -> Runtime {
-    Runtime::new(Some(dir.join("cache"))).expect("runtime")
+    Runtime::new(Some(dir.join("checkallsslcerts").join("policies"))).expect("runtime")
 }
 
 fn load(runtime: &Runtime, dir: &std::path::Path, language: &str) -> PolicyModule {
@@ -317,4 +318,44 @@ fn the_differential_test_catches_a_policy_with_other_rules() {
         Ok(())
     });
     assert!(differed.get() > 0, "the generated facts never tell the two policies apart");
+}
+
+/// The Python and JavaScript policies, built with their toolchains' default options (WASI
+/// imports and all), decide a real dry run.
+#[test]
+fn a_dry_run_uses_a_python_or_javascript_policy() {
+    let Some(dir) = built() else { return };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let config = tmp.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "hostname = \"host.example.com\"\nstate-dir = \"{}\"\n\n[network]\ndns = false\nrevocation = false\nari = false\n\n\
+             [mail]\nenabled = false\n\n[[service]]\nname = \"web\"\ncertificate = \"{}\"\nkey = \"{}\"\n",
+            tmp.path().join("state").display(),
+            tmp.path().join("missing.pem").display(),
+            tmp.path().join("missing.key").display()
+        ),
+    )
+    .expect("config");
+    for language in LANGUAGES {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_checkallsslcerts"))
+            .env("XDG_CACHE_HOME", &dir)
+            .env("CHECKALLSSLCERTS_NETWORK_FACTS", "off")
+            .arg("--config")
+            .arg(&config)
+            .arg("--policy")
+            .arg(dir.join(format!("{language}.wasm")))
+            .args(["--dry-run", "--json"])
+            .output()
+            .expect("runs");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let report: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
+            panic!("{language}: {e}: {stdout}\n{}", String::from_utf8_lossy(&output.stderr))
+        });
+        assert_eq!(report["policy"]["name"], format!("default-{language}"), "{language}: {report}");
+        assert!(report["policy"].get("fallback-from").is_none_or(Value::is_null), "{language}: {report}");
+        let web = &report["services"][0];
+        assert!(web.to_string().contains("missing"), "{language}: {web}");
+    }
 }
