@@ -758,7 +758,7 @@ fn oversized_downloads_are_refused_without_reading_them_all() {
     routes.insert("/unannounced.wasm".to_owned(), Body::Unannounced(TOTAL));
     routes.insert("/drip.wasm".to_owned(), Body::Drip);
     let server = Server::start(&cert, &key, routes);
-    let limit = 16u64 << 20; // the runtime's max_module_bytes
+    let limit = checkallsslcerts::policy::Limits::default().max_module_bytes as u64;
 
     let started = Instant::now();
     let url = server.url("/announced.wasm");

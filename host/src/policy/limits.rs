@@ -80,11 +80,11 @@ impl Default for Limits {
             max_trap_log_lines: 3,
             // Deep enough for an interpreter's recursion; a runaway recursion stops at it.
             max_wasm_stack: 1 << 20,
-            // Measured: componentize-py 14, componentize-qjs 9, componentize-js 4, Rust and C 1.
+            // Measured: componentize-py 14, componentize-qjs 9, componentize-js 4; Rust ran under the old cap of 4.
             max_instances: 32,
             // Measured: componentize-qjs 2, the others 1; each memory has the memory limit.
             max_memories: 4,
-            // Measured: 2 for componentize-py, -js and -qjs, 1 for Rust and C.
+            // Measured: 2 for componentize-py, -js and -qjs; Rust ran under the old cap of 4.
             max_tables: 8,
             // Enough for a page of debug prints and a Python traceback, not a flood.
             max_stdio_bytes: 64 << 10,
