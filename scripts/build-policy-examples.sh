@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the default policy's ports in other languages (policy-wasm/examples/<lang>/) from their
 # sources, with the toolchains `scripts/setup.sh --test` installs, into DIR (default
-# target/policy-languages): python.wasm, javascript.wasm. A port is rebuilt only when its
+# target/policy-languages): python.wasm, javascript.wasm (and wasi-probe.wasm, a test policy). A port is rebuilt only when its
 # source, the contract or the toolchain changed (a stamp of their SHA-256 beside the output), so a
 # CI run builds each once. The tests find them through CHECKALLSSLCERTS_LANGUAGE_POLICIES=DIR.
 set -euo pipefail
@@ -34,3 +34,6 @@ build python policy-wasm/examples/python/app.py "$tools/py/pyvenv.cfg" -- \
 build javascript policy-wasm/examples/javascript/policy.js "$tools/js/package-lock.json" -- \
   "$tools/js/node_modules/.bin/componentize-js" --wit "$wit" -n policy -o "$out/javascript.wasm" \
   policy-wasm/examples/javascript/policy.js
+# A test policy that prints what WASI gives it (tests/policy_languages.rs).
+build wasi-probe tests/policies/wasi_probe.py "$tools/py/pyvenv.cfg" -- \
+  bash -c "cd tests/policies && '$tools/py/bin/componentize-py' -d ../../$wit -w policy componentize wasi_probe -o '$out/wasi-probe.wasm'"

@@ -359,3 +359,41 @@ fn a_dry_run_uses_a_python_or_javascript_policy() {
         assert!(web.to_string().contains("missing"), "{language}: {web}");
     }
 }
+
+/// What a real componentize-py policy sees of WASI (`tests/policies/wasi_probe.py` prints it):
+/// the facts' `now` as a clock that does not advance (a 5-second sleep takes no time), an empty
+/// environment, no files and no network; and random bytes that are the same for the same facts
+/// and differ for other facts.
+#[test]
+fn a_policy_sees_an_empty_deterministic_wasi() {
+    let Some(dir) = built() else { return };
+    let runtime = runtime(&dir);
+    let module = load(&runtime, &dir, "wasi-probe");
+    let facts = |now: i64| {
+        conformance::vector::parse_facts(&format!(
+            r#"{{"now": {now}, "hostname": "host.example.com", "services": [{{"name": "web", "certificate": {{"missing": "x"}}}}]}}"#
+        ))
+        .expect("facts")
+    };
+    let seen = |facts: &HostFacts| -> Vec<String> {
+        let evaluation = runtime.evaluate(&module, facts).expect("the probe evaluates");
+        evaluation.logs.into_iter().map(|line| line.message).collect()
+    };
+    let first = seen(&facts(1_800_000_000));
+    assert_eq!(first, seen(&facts(1_800_000_000)), "the same facts, the same WASI");
+    for expected in [
+        "time 1800000000",
+        "slept 0.0",
+        "environ []",
+        "file refused FileNotFoundError",
+        "listdir refused FileNotFoundError",
+    ] {
+        assert!(first.iter().any(|line| line == expected), "{expected:?} in {first:?}");
+    }
+    assert!(first.iter().any(|line| line.starts_with("socket refused")), "{first:?}");
+    let other = seen(&facts(1_900_000_000));
+    assert!(other.iter().any(|line| line == "time 1900000000"), "{other:?}");
+    let random = |lines: &[String]| lines.iter().find(|l| l.starts_with("random ")).cloned();
+    assert!(random(&first).is_some(), "{first:?}");
+    assert_ne!(random(&first), random(&other), "other facts, another seed");
+}
