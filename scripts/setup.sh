@@ -18,7 +18,10 @@ if [ "$want_test" = 1 ]; then
   # minisign, dnsmasq, systemd-analyze (checks the shipped units; no running systemd needed),
   # and the peers of the ACME benchmark.
   debs+=(openssl pebble at nginx-light dovecot-imapd dovecot-pop3d postfix prometheus minisign
-         dnsmasq-base systemd certbot lego python3-pip)
+         dnsmasq-base systemd certbot lego python3-pip
+         # the policy examples in other languages (scripts/build-policy-examples.sh)
+         python3-venv nodejs clang-14 lld-14 wasi-libc libclang-rt-14-dev-wasm32)
+  command -v npm >/dev/null || debs+=(npm)
 fi
 
 missing=()
@@ -40,4 +43,15 @@ fi
 if [ "$want_test" = 1 ]; then
   command -v cargo-nextest >/dev/null || cargo install --locked cargo-nextest
   python3 -c 'import aiosmtpd' 2>/dev/null || python3 -m pip install --quiet 'aiosmtpd==1.4.6'
+  # The toolchains of the policy examples, from PyPI and npm, in the user's cache (kept between
+  # CI runs; installed once).
+  tools="${CHECKALLSSLCERTS_TOOLCHAINS:-${XDG_CACHE_HOME:-$HOME/.cache}/checkallsslcerts/toolchains}"
+  if [ ! -x "$tools/py/bin/componentize-py" ]; then
+    python3 -m venv "$tools/py"
+    "$tools/py/bin/pip" install --quiet 'componentize-py==0.25.*'
+  fi
+  if [ ! -x "$tools/js/node_modules/.bin/componentize-js" ]; then
+    npm install --prefix "$tools/js" --no-audit --no-fund --silent \
+      '@bytecodealliance/componentize-js@0.23' '@bytecodealliance/jco@1.35'
+  fi
 fi

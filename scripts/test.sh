@@ -6,6 +6,12 @@ cd "$(dirname "$0")/.."
 
 scripts/setup.sh --test
 
+# The default policy's ports to Python and JavaScript, built from source once per run (rebuilt only
+# when changed); tests/policy_languages.rs runs the suites and a differential test on them.
+scripts/build-policy-examples.sh target/policy-languages
+export CHECKALLSSLCERTS_LANGUAGE_POLICIES="$PWD/target/policy-languages"
+export CHECKALLSSLCERTS_REQUIRE_LANGUAGES=1
+
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --features checkallsslcerts/failpoints -- -D warnings
 # The failpoints feature lets the crash-recovery tests kill a real run at each install step; it

@@ -126,3 +126,86 @@ fn version_names_the_commit_and_the_default_policy() {
     let short = Run::new().arg("-V").run().code(0).stdout;
     assert_eq!(short.trim(), format!("checkallsslcerts {}", env!("CARGO_PKG_VERSION")));
 }
+
+/// `policy eval`, `policy test` and `policy show` keep compiled modules as a run does: in the
+/// state dir when it exists (and is this user's), else in the user's cache; and load them from
+/// there the next time (a damaged entry would be rebuilt, see `policy::cache`).
+#[test]
+fn policy_commands_cache_compiled_modules() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (state, user_cache) = (dir.path().join("state"), dir.path().join("xdg"));
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!("hostname = \"host.example.com\"\nstate-dir = \"{}\"\n", state.display()),
+    )
+    .expect("config");
+    let entries = |dir: &std::path::Path| -> Vec<String> {
+        std::fs::read_dir(dir)
+            .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+            .unwrap_or_default()
+    };
+    let run = |args: &[&str]| {
+        Run::new().env("XDG_CACHE_HOME", &user_cache).arg("--config").arg(&config).args(args).run()
+    };
+    // No state dir: the user's cache, and the state dir is not created.
+    run(&["policy", "show", "--policy", EXAMPLE]).code(0);
+    let cached = entries(&user_cache.join("checkallsslcerts/policies"));
+    assert_eq!(cached.len(), 1, "{cached:?}");
+    assert!(cached[0].ends_with(".cwasm"), "{cached:?}");
+    assert!(!state.exists(), "a policy command does not create the state dir");
+    run(&["policy", "test", EXAMPLE, "--suite", "contract"]).code(0);
+    assert_eq!(entries(&user_cache.join("checkallsslcerts/policies")), cached, "loaded, not stored again");
+    // With a state dir: its cache.
+    std::fs::create_dir(&state).expect("state dir");
+    run(&["policy", "show"]).code(0);
+    assert_eq!(entries(&state.join("cache")).len(), 1, "the embedded policy, compiled once");
+}
+
+/// A core module where a component is expected: the error says how to make one.
+#[test]
+fn a_core_module_is_told_to_run_componentize() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let module = dir.path().join("core.wasm");
+    std::fs::write(&module, wat::parse_str("(module)").expect("core module")).expect("write");
+    let out = Run::new().args(["policy", "show", "--policy"]).arg(&module).run().code(1);
+    assert!(out.stderr.contains("core.wasm"), "{}", out.stderr);
+    assert!(out.stderr.contains("is a core WebAssembly module, not a component"), "{}", out.stderr);
+    assert!(out.stderr.contains("checkallsslcerts policy componentize"), "{}", out.stderr);
+}
+
+/// `policy facts` prints the facts a run hands the policy, in the form `policy eval --facts`
+/// reads: a missing certificate file is there as `missing`, and the plan made from them replaces
+/// it, as the run's own plan does.
+#[test]
+fn policy_facts_feed_policy_eval() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "hostname = \"host.example.com\"\nstate-dir = \"{}\"\n\n[network]\ndns = false\nrevocation = false\nari = false\n\n\
+             [mail]\nenabled = false\n\n[[service]]\nname = \"web\"\ncertificate = \"{}\"\nkey = \"{}\"\n",
+            dir.path().join("state").display(),
+            dir.path().join("missing.pem").display(),
+            dir.path().join("missing.key").display()
+        ),
+    )
+    .expect("config");
+    let out =
+        Run::new().arg("--config").arg(&config).args(["policy", "facts", "--at", "1800000000"]).run().code(0);
+    let facts: serde_json::Value = serde_json::from_str(&out.stdout).expect("JSON facts");
+    assert_eq!(facts["now"], 1800000000);
+    assert_eq!(facts["services"][0]["name"], "web");
+    assert!(facts["services"][0]["certificate"]["missing"].is_string(), "{}", out.stdout);
+    assert!(!dir.path().join("state").exists(), "gathered as a dry run: nothing written");
+    let file = dir.path().join("facts.json");
+    std::fs::write(&file, &out.stdout).expect("write");
+    let plan = Run::new().args(["policy", "eval", "--facts"]).arg(&file).run().code(0);
+    let plan: serde_json::Value = serde_json::from_str(&plan.stdout).expect("JSON plan");
+    assert_eq!(plan["services"][0]["service"], "web");
+    assert!(
+        plan["services"][0]["reasons"].as_array().expect("reasons").contains(&"missing".into()),
+        "{plan}"
+    );
+}

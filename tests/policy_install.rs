@@ -758,7 +758,7 @@ fn oversized_downloads_are_refused_without_reading_them_all() {
     routes.insert("/unannounced.wasm".to_owned(), Body::Unannounced(TOTAL));
     routes.insert("/drip.wasm".to_owned(), Body::Drip);
     let server = Server::start(&cert, &key, routes);
-    let limit = 16u64 << 20; // the runtime's max_module_bytes
+    let limit = checkallsslcerts::policy::Limits::default().max_module_bytes as u64;
 
     let started = Instant::now();
     let url = server.url("/announced.wasm");
@@ -812,7 +812,8 @@ fn hostile_modules_are_refused_at_install() {
             &["built for contract version 9.0.0, which this host does not support (supported: 0.1.0, 0.2.0)"],
         ),
         ("wrong-world", &["does not export `checkallsslcerts:policy/rules`", "example:greeter/api@1.0.0"]),
-        ("extra-import", &["imports `wasi:filesystem/types@0.2.0`"]),
+        ("extra-import", &["imports `wasi:keyvalue/store@0.2.0-draft`"]),
+        ("sockets-0-3", &["imports `wasi:sockets/tcp@0.3.0-rc-2025-09-16`"]),
         ("empty-rules", &["cannot be instantiated"]),
         ("trap", &["fails the contract conformance suite", "trapped in `evaluate`"]),
         ("endless-loop", &["fails the contract conformance suite", "ran out of fuel"]),

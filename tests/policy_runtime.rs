@@ -296,7 +296,43 @@ fn extra_import_is_refused_by_name() {
     let runtime = Runtime::new(None).expect("runtime");
     let error = load_hostile(&runtime, "extra-import").err().expect("refused");
     assert!(matches!(error, PolicyError::ForbiddenImport { .. }), "{error}");
-    assert!(error.to_string().contains("wasi:filesystem/types@0.2.0"), "{error}");
+    assert!(error.to_string().contains("imports `wasi:keyvalue/store@0.2.0-draft`"), "{error}");
+    // The policy's WASI is 0.2: the same interface in another version is outside the list too.
+    let error = load_hostile(&runtime, "sockets-0-3").err().expect("refused");
+    assert!(error.to_string().contains("imports `wasi:sockets/tcp@0.3.0-rc-2025-09-16`"), "{error}");
+}
+
+/// The WASI interfaces standard toolchains import are offered (empty), so a component importing
+/// them loads; the same component with one more import outside the list does not.
+#[test]
+fn the_policys_wasi_is_offered_and_nothing_else() {
+    let runtime = Runtime::new(None).expect("runtime");
+    let component = |extra: &str| {
+        wat::parse_str(format!(
+            r#"(component
+                 (import "wasi:cli/stdout@0.2.0" (instance))
+                 (import "wasi:clocks/wall-clock@0.2.6" (instance))
+                 (import "wasi:random/random@0.2.9" (instance))
+                 (import "wasi:sockets/tcp@0.2.0" (instance))
+                 (import "wasi:filesystem/preopens@0.2.12" (instance))
+                 {extra}
+                 (instance $rules)
+                 (export "checkallsslcerts:policy/rules@0.2.0" (instance $rules)))"#
+        ))
+        .expect("component")
+    };
+    runtime
+        .load_bytes(&component(""), PolicySource::File("wasi.wasm".into()))
+        .expect("the policy's WASI imports load");
+    let error = runtime
+        .load_bytes(
+            &component(r#"(import "wasi:http/incoming-handler@0.2.0" (instance))"#),
+            PolicySource::File("wasi-plus.wasm".into()),
+        )
+        .err()
+        .expect("refused");
+    assert!(error.to_string().contains("wasi-plus.wasm"), "{error}");
+    assert!(error.to_string().contains("imports `wasi:http/incoming-handler@0.2.0`"), "{error}");
 }
 
 #[test]

@@ -85,8 +85,8 @@ pub fn run(config_path: &Path, options: &RunOptions) -> Result<RunReport, RunErr
         let config = crate::config::load(config_path)?;
         return run_with(&config, options);
     }
-    // A dry run has no compiled-policy cache: the default policy (the usual choice) is compiled on
-    // another thread while the configuration is read, on a core that would otherwise wait.
+    // The default policy (the usual choice) is compiled on another thread while the configuration
+    // is read, on a core that would otherwise wait; the cache is set once the state dir is known.
     let runtime = Runtime::new(None);
     std::thread::scope(|scope| {
         if let Ok(runtime) = &runtime {
@@ -95,6 +95,70 @@ pub fn run(config_path: &Path, options: &RunOptions) -> Result<RunReport, RunErr
         let config = crate::config::load(config_path)?;
         run_inner(&config, options, runtime.as_ref().ok())
     })
+}
+
+/// The facts a run hands the policy (`policy facts` prints them): the run's configuration (with
+/// discovered services when none is configured), as of `at` (default now), gathered as a dry run
+/// gathers them (no lock, no cache writes); and the host's warnings about them.
+pub fn facts(config_path: &Path, at: Option<i64>) -> Result<(HostFacts, Vec<Notice>), RunError> {
+    let config = crate::config::load(config_path)?;
+    let mut notices: Vec<Notice> = config
+        .warnings
+        .iter()
+        .map(|w| Notice { level: Level::Warning, service: None, message: w.to_string() })
+        .collect();
+    let discovered = crate::discovery::for_run(&config);
+    let config = match &discovered {
+        Some((with, messages)) => {
+            notices.extend(messages.iter().map(|m| Notice {
+                level: Level::Warning,
+                service: None,
+                message: m.clone(),
+            }));
+            with
+        }
+        None => &config,
+    };
+    let (facts, _) = gather_facts(config, at.unwrap_or_else(unix_now), true, &mut notices);
+    Ok((facts, notices))
+}
+
+/// Gathers every fact of a run: files, live probes, ACME groups, network facts.
+fn gather_facts(
+    config: &Config,
+    now: i64,
+    dry_run: bool,
+    host_notices: &mut Vec<Notice>,
+) -> (HostFacts, crate::facts::network::NetworkReport) {
+    let gathered = facts::gather_with(config, &facts::FactsOptions { now });
+    let mut facts = gathered.facts;
+    // What each service's endpoints serve (live probes), compared with its files.
+    crate::probe::observe_config(config, &mut facts);
+    host_notices.extend(gathered.notices.into_iter().map(|message| Notice {
+        level: Level::Warning,
+        service: None,
+        message,
+    }));
+    let (acme_facts, groups, acme_notices) = crate::acme::facts(config, now);
+    facts.acme = acme_facts;
+    facts.groups = groups;
+    // A private CA (acme.public = false, or a directory not a public CA's) issues for internal names.
+    if let Some(acme) = &config.acme {
+        facts.hostname_is_fqdn = crate::acme::hostname_orderable(acme, &facts.hostname);
+    }
+    host_notices.extend(acme_notices.into_iter().map(|message| Notice {
+        level: Level::Warning,
+        service: None,
+        message,
+    }));
+    // Revocation, hostname DNS, CAA and ARI: facts from the network (a dry run writes no cache).
+    let network = facts::network::enrich_with(config, &mut facts, dry_run, &gathered.network_free);
+    host_notices.extend(network.notices.into_iter().map(|message| Notice {
+        level: Level::Warning,
+        service: None,
+        message,
+    }));
+    (facts, network.report)
 }
 
 /// Runs the whole job with a loaded configuration.
@@ -156,11 +220,22 @@ fn run_inner(
         Some(lock)
     };
 
+    // A real run keeps compiled modules in the state dir; a dry run in it when it exists, else in
+    // the user's cache (it never creates the state dir).
+    let cache = if options.dry_run {
+        crate::policy::cache::dir_for(&config.state_dir)
+    } else {
+        Some(config.state_dir.join("cache"))
+    };
     let own_runtime;
     let runtime = match prepared {
-        Some(runtime) => runtime,
+        Some(runtime) => {
+            if let Some(dir) = cache {
+                runtime.use_cache(dir);
+            }
+            runtime
+        }
         None => {
-            let cache = (!options.dry_run).then(|| config.state_dir.join("cache"));
             own_runtime = Runtime::new(cache)?;
             &own_runtime
         }
@@ -172,40 +247,13 @@ fn run_inner(
             crate::policy_store::select::choose(config, options.policy.as_deref()),
             Ok(crate::policy_store::select::Choice::Embedded)
         );
-    let gathered = std::thread::scope(|scope| {
+    let (mut facts, network_report) = std::thread::scope(|scope| {
         if embedded_policy {
             // Compiles the default policy on another thread while the facts are gathered.
             scope.spawn(|| runtime.load_embedded().is_ok());
         }
-        facts::gather_with(config, &facts::FactsOptions { now })
+        gather_facts(config, now, options.dry_run, &mut host_notices)
     });
-    let mut facts = gathered.facts;
-    // What each service's endpoints serve (live probes), compared with its files.
-    crate::probe::observe_config(config, &mut facts);
-    host_notices.extend(gathered.notices.into_iter().map(|message| Notice {
-        level: Level::Warning,
-        service: None,
-        message,
-    }));
-    let (acme_facts, groups, acme_notices) = crate::acme::facts(config, now);
-    facts.acme = acme_facts;
-    facts.groups = groups;
-    // A private CA (acme.public = false, or a directory not a public CA's) issues for internal names.
-    if let Some(acme) = &config.acme {
-        facts.hostname_is_fqdn = crate::acme::hostname_orderable(acme, &facts.hostname);
-    }
-    host_notices.extend(acme_notices.into_iter().map(|message| Notice {
-        level: Level::Warning,
-        service: None,
-        message,
-    }));
-    // Revocation, hostname DNS, CAA and ARI: facts from the network (a dry run writes no cache).
-    let network = facts::network::enrich_with(config, &mut facts, options.dry_run, &gathered.network_free);
-    host_notices.extend(network.notices.into_iter().map(|message| Notice {
-        level: Level::Warning,
-        service: None,
-        message,
-    }));
     let (module, metadata, plan, fallback_from, policy_log) =
         decide(runtime, config, options, &facts, &mut host_notices)?;
     let acme = acme_steps(config, options, &plan, now);
@@ -283,7 +331,7 @@ fn run_inner(
         },
         order_hostname_certificate: !plan.orders.is_empty(),
         orders: plan.orders.iter().map(|o| o.group.clone()).collect(),
-        network: network.report,
+        network: network_report,
         services,
         notices,
         exit_code,

@@ -1,5 +1,5 @@
-;; A component that claims the contract but also imports the filesystem.
+;; A component that claims the contract but also imports storage outside the policy's WASI.
 (component
-  (import "wasi:filesystem/types@0.2.0" (instance))
+  (import "wasi:keyvalue/store@0.2.0-draft" (instance))
   (instance $rules)
   (export "checkallsslcerts:policy/rules@0.1.0" (instance $rules)))

@@ -177,6 +177,13 @@ pub enum PolicyCommand {
         #[arg(short, long, value_name = "FILE")]
         output: PathBuf,
     },
+    /// Print, as JSON, the facts a run would hand the policy (gathered as a dry run does): the
+    /// input of `policy eval --facts`
+    Facts {
+        /// Gather as of this time (Unix seconds) instead of now
+        #[arg(long, value_name = "UNIX_SECONDS")]
+        at: Option<i64>,
+    },
 }
 
 /// `--version`: the version, the git commit it was built from, the embedded default policy's

@@ -8,7 +8,11 @@ use crate::facts::model::HostFacts;
 use crate::policy::{PolicyModule, Runtime};
 
 pub fn run(command: PolicyCommand, args: &RunArgs) -> i32 {
-    let runtime = match Runtime::new(None) {
+    // Compiled modules are cached as for a run: in the state dir when it exists, else the user's.
+    let state_dir = crate::config::load(&args.config.clone().unwrap_or_else(crate::config::default_path))
+        .map(|config| config.state_dir)
+        .unwrap_or_else(|_| crate::config::DEFAULT_STATE_DIR.into());
+    let runtime = match Runtime::new(crate::policy::cache::dir_for(&state_dir)) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("checkallsslcerts: {e}");
@@ -24,6 +28,7 @@ pub fn run(command: PolicyCommand, args: &RunArgs) -> i32 {
             super::policy_store_cmd::componentize(&runtime, &core, &output)
         }
         PolicyCommand::Eval { facts } => eval(&runtime, args.policy.as_deref(), &facts),
+        PolicyCommand::Facts { at } => facts(args, at),
         PolicyCommand::Test { module, vectors, suite, junit } => test(
             &runtime,
             module.as_deref().or(args.policy.as_deref()),
@@ -43,6 +48,33 @@ fn load(runtime: &Runtime, path: Option<&Path>) -> Result<PolicyModule, i32> {
         eprintln!("checkallsslcerts: {e}");
         exit::ERRORS
     })
+}
+
+/// `policy facts`: the facts a (dry) run would hand the policy, as `policy eval --facts` reads
+/// them; the host's warnings about them on stderr.
+fn facts(args: &RunArgs, at: Option<i64>) -> i32 {
+    let config = args.config.clone().unwrap_or_else(crate::config::default_path);
+    match crate::pipeline::facts(&config, at) {
+        Ok((facts, notices)) => {
+            for notice in &notices {
+                eprintln!("checkallsslcerts: warning: {}", notice.message);
+            }
+            match serde_json::to_string_pretty(&facts) {
+                Ok(json) => {
+                    say!("{json}");
+                    exit::OK
+                }
+                Err(e) => {
+                    eprintln!("checkallsslcerts: cannot print the facts: {e}");
+                    exit::ERRORS
+                }
+            }
+        }
+        Err(e) => {
+            eprintln!("checkallsslcerts: {e}");
+            e.exit_code()
+        }
+    }
 }
 
 fn show(runtime: &Runtime, path: Option<&Path>) -> i32 {

@@ -1,7 +1,8 @@
 //! The policy runtime: loads a policy component and runs it in a sandbox.
 //!
-//! A module gets nothing but the facts: no WASI, no files, network, clock or environment, only
-//! the contract's `host.log`. Every call runs in a fresh [`Store`] with the [`Limits`] of
+//! A module gets nothing but the facts and the contract's `host.log`: no files, network, clock
+//! or environment of its own. The WASI a standard toolchain's component imports is there, empty
+//! and deterministic ([`wasi`]). Every call runs in a fresh [`Store`] with the [`Limits`] of
 //! [`limits`]: fuel (deterministic, so an endless loop ends after a bounded amount of work),
 //! memory and tables, and the plan is validated before the host acts on it. Every failure is a
 //! [`PolicyError`] naming the module; a bad module never panics the host.
@@ -11,13 +12,14 @@ pub mod contract;
 pub mod embedded;
 pub mod errors;
 pub mod limits;
+pub mod wasi;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use openssl::sha::sha256;
-use wasmtime::component::{Component, Linker};
+use wasmtime::component::{Component, InstancePre, Linker};
 use wasmtime::{Config, Engine, Store, Trap};
 
 pub use contract::{ContractVersion, LogLine};
@@ -54,7 +56,8 @@ pub struct PolicyModule {
     pub sha256: String,
     /// The contract version it implements.
     pub version: ContractVersion,
-    component: Component,
+    /// The component, its imports resolved against the contract's linker (and the policy's WASI).
+    pre: InstancePre<HostState>,
 }
 
 impl PolicyModule {
@@ -97,7 +100,8 @@ pub struct Runtime {
     linker_v0_1_0: Linker<HostState>,
     linker_v0_2_0: Linker<HostState>,
     limits: Limits,
-    cache: Option<cache::Cache>,
+    /// Where compiled modules are kept: set at creation, or later by [`Runtime::use_cache`].
+    cache: OnceLock<cache::Cache>,
     /// Components compiled (or loaded from the cache) by this runtime, by SHA-256: loading the
     /// same bytes again does not compile them again, and a load while another thread compiles
     /// the same bytes waits for that compilation (see [`Runtime::load_embedded`]).
@@ -118,9 +122,14 @@ impl Runtime {
         config.wasm_component_model(true);
         let engine = Engine::new(&config).map_err(|e| PolicyError::Engine(e.to_string()))?;
         let engine_error = |e: wasmtime::Error| PolicyError::Engine(e.to_string());
-        let linker_v0_1_0 = contract::since_v0_1_0::linker(&engine).map_err(engine_error)?;
-        let linker_v0_2_0 = contract::since_v0_2_0::linker(&engine).map_err(engine_error)?;
-        let cache = cache_dir.map(|dir| cache::Cache::new(dir, &engine));
+        let mut linker_v0_1_0 = contract::since_v0_1_0::linker(&engine).map_err(engine_error)?;
+        let mut linker_v0_2_0 = contract::since_v0_2_0::linker(&engine).map_err(engine_error)?;
+        wasi::add_to_linker(&mut linker_v0_1_0).map_err(engine_error)?;
+        wasi::add_to_linker(&mut linker_v0_2_0).map_err(engine_error)?;
+        let cache = OnceLock::new();
+        if let Some(dir) = cache_dir {
+            let _ = cache.set(cache::Cache::new(dir, &engine));
+        }
         Ok(Runtime {
             engine,
             linker_v0_1_0,
@@ -129,6 +138,12 @@ impl Runtime {
             cache,
             compiled: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Keeps compiled modules in `dir` from now on, unless this runtime already has a cache
+    /// (a dry run's runtime is made before the configuration names the state directory).
+    pub fn use_cache(&self, dir: PathBuf) {
+        let _ = self.cache.set(cache::Cache::new(dir, &self.engine));
     }
 
     /// The limits in force.
@@ -174,11 +189,25 @@ impl Runtime {
         };
         let component = slot
             .get_or_init(|| {
-                if let Some(component) = self.cache.as_ref().and_then(|c| c.load(&self.engine, &sha256)) {
+                if let Some(component) = self.cache.get().and_then(|c| c.load(&self.engine, &sha256)) {
                     return Ok(component);
                 }
-                let component = Component::new(&self.engine, bytes).map_err(|e| format!("{e:#}"))?;
-                if let Some(cache) = &self.cache {
+                let component = Component::new(&self.engine, bytes).map_err(|e| {
+                    // A core module (version 1) where a component (version 0xd, layer 1) is expected.
+                    if bytes.starts_with(b"\0asm\x01\0\0\0") {
+                        format!(
+                            "it is a core WebAssembly module, not a component; turn it into one with \
+                             `checkallsslcerts policy componentize {} -o policy.wasm` ({e:#})",
+                            match &source {
+                                PolicySource::File(path) => path.display().to_string(),
+                                PolicySource::Embedded => "MODULE".to_owned(),
+                            }
+                        )
+                    } else {
+                        format!("{e:#}")
+                    }
+                })?;
+                if let Some(cache) = self.cache.get() {
                     cache.store(&component, &sha256);
                 }
                 Ok(component)
@@ -186,21 +215,28 @@ impl Runtime {
             .clone()
             .map_err(|message| PolicyError::Invalid { module: module.clone(), message })?;
         let version = contract::detect(&self.engine, &component, &module)?;
-        Ok(PolicyModule { source, sha256, version, component })
+        let base = match version {
+            ContractVersion::V0_1_0 => &self.linker_v0_1_0,
+            ContractVersion::V0_2_0 => &self.linker_v0_2_0,
+        };
+        let instantiate_error = |e: wasmtime::Error| PolicyError::Instantiate {
+            module: module.clone(),
+            message: format!("{e:#}"),
+        };
+        let own = wasi::linker_for(base, &self.engine, &component).map_err(instantiate_error)?;
+        let pre = own.as_ref().unwrap_or(base).instantiate_pre(&component).map_err(instantiate_error)?;
+        Ok(PolicyModule { source, sha256, version, pre })
     }
 
     /// Asks the module who it is, and checks it claims the contract version it implements.
     pub fn metadata(&self, module: &PolicyModule) -> Result<Metadata, PolicyError> {
-        let mut store = self.store(0);
+        let mut store = self.store(0, 0, [0; 32]);
         let metadata = match module.version {
-            ContractVersion::V0_1_0 => {
-                contract::since_v0_1_0::metadata(&mut store, &self.linker_v0_1_0, &module.component)
-            }
-            ContractVersion::V0_2_0 => {
-                contract::since_v0_2_0::metadata(&mut store, &self.linker_v0_2_0, &module.component)
-            }
-        }
-        .map_err(|failure| self.classify(failure, module, &store, "metadata", 0))?;
+            ContractVersion::V0_1_0 => contract::since_v0_1_0::metadata(&mut store, &module.pre),
+            ContractVersion::V0_2_0 => contract::since_v0_2_0::metadata(&mut store, &module.pre),
+        };
+        store.data_mut().collect_stdio();
+        let metadata = metadata.map_err(|failure| self.classify(failure, module, &store, "metadata", 0))?;
         if metadata.contract_version != module.version.as_str() {
             return Err(PolicyError::MetadataMismatch {
                 module: module.label(),
@@ -214,17 +250,15 @@ impl Runtime {
     /// Runs `evaluate` on the facts and validates the plan.
     pub fn evaluate(&self, module: &PolicyModule, facts: &HostFacts) -> Result<Evaluation, PolicyError> {
         let services = facts.services.len();
-        let mut store = self.store(services);
+        let mut store = self.store(services, facts.now, wasi::seed_for(facts));
         let fuel = self.limits.fuel(services);
         let answer = match module.version {
-            ContractVersion::V0_1_0 => {
-                contract::since_v0_1_0::evaluate(&mut store, &self.linker_v0_1_0, &module.component, facts)
-            }
-            ContractVersion::V0_2_0 => {
-                contract::since_v0_2_0::evaluate(&mut store, &self.linker_v0_2_0, &module.component, facts)
-            }
-        }
-        .map_err(|failure| self.classify(failure, module, &store, "evaluate", services))?;
+            ContractVersion::V0_1_0 => contract::since_v0_1_0::evaluate(&mut store, &module.pre, facts),
+            ContractVersion::V0_2_0 => contract::since_v0_2_0::evaluate(&mut store, &module.pre, facts),
+        };
+        store.data_mut().collect_stdio();
+        let answer =
+            answer.map_err(|failure| self.classify(failure, module, &store, "evaluate", services))?;
         let plan = answer.map_err(|message| PolicyError::Refused { module: module.label(), message })?;
         let plan = crate::plan::validate(facts, plan, &self.limits)
             .map_err(|source| PolicyError::InvalidPlan { module: module.label(), source })?;
@@ -233,8 +267,8 @@ impl Runtime {
         Ok(Evaluation { plan, logs: state.logs, logs_dropped: state.logs_dropped, fuel_used })
     }
 
-    fn store(&self, services: usize) -> Store<HostState> {
-        let mut store = Store::new(&self.engine, HostState::new(&self.limits, services));
+    fn store(&self, services: usize, now: i64, seed: [u8; 32]) -> Store<HostState> {
+        let mut store = Store::new(&self.engine, HostState::new(&self.limits, services, now, seed));
         store.limiter(|state| state);
         // Fuel is only refused for an engine without fuel, which this one is not.
         let _ = store.set_fuel(self.limits.fuel(services));
@@ -286,7 +320,15 @@ impl Runtime {
 /// `unreachable` instruction executed"), or the error's causes.
 fn trap_text(error: &wasmtime::Error) -> String {
     if let Some(trap) = error.downcast_ref::<Trap>() {
-        return trap.to_string();
+        return match trap {
+            Trap::StackOverflow => {
+                format!("stack overflow ({trap}): a recursion too deep for the policy's stack")
+            }
+            _ => trap.to_string(),
+        };
+    }
+    if let Some(exit) = error.downcast_ref::<wasmtime_wasi::I32Exit>() {
+        return format!("the policy called exit({})", exit.0);
     }
     let causes: Vec<String> = error
         .chain()

@@ -90,11 +90,16 @@ pub fn detect(engine: &Engine, component: &Component, module: &str) -> Result<Co
     debug_assert_eq!(version.rules_export(), rules.as_str());
     let allowed = version.allowed_imports();
     for (name, item) in ty.imports(engine) {
-        if !allowed.contains(&name) || !matches!(item.ty, ComponentItem::ComponentInstance(_)) {
+        let known = allowed.contains(&name) || super::wasi::allowed(name);
+        if !known || !matches!(item.ty, ComponentItem::ComponentInstance(_)) {
             return Err(PolicyError::ForbiddenImport {
                 module: module.to_string(),
                 import: name.to_string(),
-                allowed: allowed.iter().map(|a| format!("`{a}`")).collect::<Vec<_>>().join(" and "),
+                allowed: format!(
+                    "{}, and these WASI 0.2 interfaces, which have nothing behind them: {}",
+                    allowed.iter().map(|a| format!("`{a}`")).collect::<Vec<_>>().join(" and "),
+                    super::wasi::ALLOWED.join(", ")
+                ),
             });
         }
     }
@@ -108,9 +113,11 @@ pub struct LogLine {
     pub message: String,
 }
 
-/// The data of one `Store`: limits and what the module logged. A fresh one per call.
+/// The data of one `Store`: limits, the policy's empty WASI and what the module logged. A fresh
+/// one per call.
 pub struct HostState {
     limits: StoreLimits,
+    pub(crate) wasi: super::wasi::PolicyWasi,
     memory_limit: usize,
     /// Set when a memory or table growth was refused.
     pub(crate) limit_hit: bool,
@@ -125,17 +132,19 @@ pub struct HostState {
 }
 
 impl HostState {
-    pub(crate) fn new(limits: &super::Limits, services: usize) -> Self {
+    /// The state of a call over `services` services at `now`, whose random is seeded by `seed`.
+    pub(crate) fn new(limits: &super::Limits, services: usize, now: i64, seed: [u8; 32]) -> Self {
         let memory_limit = limits.memory_bytes(services);
         HostState {
             limits: wasmtime::StoreLimitsBuilder::new()
                 .memory_size(memory_limit)
                 .table_elements(limits.max_table_elements)
-                .instances(4)
-                .memories(2)
-                .tables(4)
+                .instances(limits.max_instances)
+                .memories(limits.max_memories)
+                .tables(limits.max_tables)
                 .trap_on_grow_failure(true)
                 .build(),
+            wasi: super::wasi::PolicyWasi::new(limits, now, seed),
             memory_limit,
             limit_hit: false,
             logs: Vec::new(),
@@ -149,6 +158,52 @@ impl HostState {
 
     pub(crate) fn memory_limit(&self) -> usize {
         self.memory_limit
+    }
+
+    /// Moves what the module wrote to its standard output (`info`) and error (`warning`) into
+    /// its log, after the call. The last stderr lines count as error lines for a trap's message
+    /// (a Python traceback or an uncaught JavaScript exception ends there).
+    pub(crate) fn collect_stdio(&mut self) {
+        let (out, out_dropped) = self.wasi.stdout.lines();
+        let (err, err_dropped) = self.wasi.stderr.lines();
+        for line in out {
+            self.log(Level::Info, line);
+        }
+        // Quoted: the message lines, not the stack frames (indented: Python's `  File ...`,
+        // SpiderMonkey's `  f@file.js:1:2`) nor the runtimes' own noise after them.
+        const NOISE: [&str; 2] = ["note: run with `RUST_BACKTRACE", "Redirecting call to abort()"];
+        let quoted: Vec<&String> = err
+            .iter()
+            .filter(|line| !line.starts_with([' ', '\t']) && !NOISE.iter().any(|n| line.starts_with(n)))
+            .collect();
+        for line in quoted.iter().skip(quoted.len().saturating_sub(self.max_trap_log_lines)) {
+            self.remember_error(line);
+        }
+        for line in err {
+            self.log(Level::Warning, line);
+        }
+        if out_dropped + err_dropped > 0 {
+            self.logs_dropped += 1;
+        }
+    }
+
+    fn remember_error(&mut self, line: &str) {
+        if self.max_trap_log_lines == 0 {
+            return;
+        }
+        let mut message = line.to_owned();
+        if message.len() > self.max_log_line_bytes {
+            let mut cut = self.max_log_line_bytes;
+            while !message.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            message.truncate(cut);
+            message.push('…');
+        }
+        if self.last_errors.len() >= self.max_trap_log_lines {
+            self.last_errors.pop_front();
+        }
+        self.last_errors.push_back(message);
     }
 
     fn log(&mut self, level: Level, mut message: String) {
@@ -232,6 +287,26 @@ pub type Outcome<T> = Result<T, Failure>;
 mod tests {
     use super::*;
 
+    /// What a Python or JavaScript runtime prints to stderr when the policy throws reaches the
+    /// log, and a trap's message quotes the exception, not the stack frames or the noise.
+    #[test]
+    fn stderr_goes_to_the_log_and_the_exception_is_quoted() {
+        let mut state = HostState::new(&super::super::Limits::default(), 1, 0, [0; 32]);
+        state.wasi.stdout.push(b"debug 1\n");
+        state.wasi.stderr.push(
+            b"Traceback (most recent call last):\n  File \"app.py\", line 3, in evaluate\n\
+              ValueError: bad facts\nthread '<unnamed>' panicked at lib.rs:1:2:\nPython function threw\n\
+              note: run with `RUST_BACKTRACE=1` to display a backtrace\n",
+        );
+        state.collect_stdio();
+        assert_eq!(state.logs[0], LogLine { level: Level::Info, message: "debug 1".into() });
+        assert_eq!(state.logs.len(), 7, "every line logged: {:?}", state.logs);
+        assert_eq!(
+            state.last_errors,
+            ["ValueError: bad facts", "thread '<unnamed>' panicked at lib.rs:1:2:", "Python function threw"]
+        );
+    }
+
     /// A module that floods its log before it panics still has its panic message kept: the last
     /// error lines survive the line limit (a trap's failure message quotes them).
     #[test]
@@ -242,7 +317,7 @@ mod tests {
             max_log_line_bytes: 8,
             ..Default::default()
         };
-        let mut state = HostState::new(&limits, 1);
+        let mut state = HostState::new(&limits, 1, 0, [0; 32]);
         for i in 0..5 {
             state.log(Level::Info, format!("info {i}"));
         }

@@ -6,7 +6,7 @@
 //! newer model onto this version (as `since_v0_1_0` does for 0.1.0).
 
 use wasmtime::Store;
-use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::component::{HasSelf, InstancePre, Linker};
 
 use super::{HostState, Outcome};
 use crate::facts::model as f;
@@ -45,12 +45,10 @@ pub fn linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<HostState>> 
 }
 
 /// Calls `metadata`.
-pub fn metadata(
-    store: &mut Store<HostState>,
-    linker: &Linker<HostState>,
-    component: &Component,
-) -> Outcome<p::Metadata> {
-    let policy = Policy::instantiate(&mut *store, component, linker).map_err(super::Failure::Instantiate)?;
+pub fn metadata(store: &mut Store<HostState>, pre: &InstancePre<HostState>) -> Outcome<p::Metadata> {
+    let policy = PolicyPre::new(pre.clone())
+        .and_then(|pre| pre.instantiate(&mut *store))
+        .map_err(super::Failure::Instantiate)?;
     let metadata =
         policy.checkallsslcerts_policy_rules().call_metadata(&mut *store).map_err(super::Failure::Call)?;
     Ok(metadata.into())
@@ -59,11 +57,12 @@ pub fn metadata(
 /// Calls `evaluate`.
 pub fn evaluate(
     store: &mut Store<HostState>,
-    linker: &Linker<HostState>,
-    component: &Component,
+    pre: &InstancePre<HostState>,
     facts: &f::HostFacts,
 ) -> Outcome<Result<p::Plan, String>> {
-    let policy = Policy::instantiate(&mut *store, component, linker).map_err(super::Failure::Instantiate)?;
+    let policy = PolicyPre::new(pre.clone())
+        .and_then(|pre| pre.instantiate(&mut *store))
+        .map_err(super::Failure::Instantiate)?;
     let facts = w::HostFacts::from(facts);
     let answer = policy
         .checkallsslcerts_policy_rules()
