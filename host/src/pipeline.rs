@@ -24,7 +24,9 @@ use crate::time::unix_now;
 /// How the main run was asked to behave.
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
-    /// Change nothing; no lock, no cache writes.
+    /// Change nothing: no lock, no install, no order, no network cache written. Only a compiled
+    /// policy module may be kept (in `<state-dir>/cache` if that exists, else the user's cache;
+    /// see `policy::cache`), so the next load is fast; the state directory is never created.
     pub dry_run: bool,
     /// A policy module given on the command line, over the configured one.
     pub policy: Option<PathBuf>,
