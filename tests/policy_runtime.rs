@@ -458,3 +458,36 @@ fn each_invariant_fails_its_hostile_module_in_policy_test() {
         }
     }
 }
+
+/// A 0.1.0 module on a host with certificate groups: its `order-hostname-certificate` orders the
+/// hostname group and the groups of the services it replaces, no other.
+#[test]
+fn a_v0_1_0_modules_order_covers_the_groups_it_replaces() {
+    let runtime = Runtime::new(None).expect("runtime");
+    let module =
+        runtime.load_file(&workspace().join("tests/fixtures/policies/default-v0.1.0.wasm")).expect("loads");
+    let facts = |shop_left: &str| {
+        conformance::vector::parse_facts(&format!(
+            r#"{{"now": 1800000000, "hostname": "host.example.com", "acme": {{"directory-url": "https://acme.test/dir"}},
+                "groups": [{{"name": "hostname", "names": ["host.example.com"]}},
+                           {{"name": "shop", "names": ["shop.example.com"]}},
+                           {{"name": "blog", "names": ["blog.example.com"]}}],
+                "services": [
+                  {{"name": "mail", "certificate": {{"ok": {{"not-before": "now-80d", "not-after": "now-1d",
+                     "issuer-org": "Let's Encrypt", "chain-status": "trusted", "dns-names": ["host.example.com"]}}}}}},
+                  {{"name": "shop", "group": "shop", "certificate": {{"ok": {{"not-before": "now-80d",
+                     "not-after": "{shop_left}", "issuer-org": "Let's Encrypt", "chain-status": "trusted",
+                     "dns-names": ["host.example.com"]}}}}}},
+                  {{"name": "blog", "group": "blog", "certificate": {{"ok": {{"not-before": "now-10d",
+                     "not-after": "now+80d", "issuer-org": "Let's Encrypt", "chain-status": "trusted",
+                     "dns-names": ["host.example.com"]}}}}}}]}}"#
+        ))
+        .expect("facts")
+    };
+    let orders = |shop_left: &str| -> Vec<String> {
+        let plan = runtime.evaluate(&module, &facts(shop_left)).expect("evaluates").plan;
+        plan.orders.into_iter().map(|o| o.group).collect()
+    };
+    assert_eq!(orders("now+1d"), ["hostname", "shop"], "shop is replaced, blog is not");
+    assert_eq!(orders("now+80d"), ["hostname"], "only the hostname's service is replaced");
+}

@@ -295,18 +295,20 @@ fn plan_from(v: w::Plan, facts: &f::HostFacts) -> p::Plan {
     let order = v.order_hostname_certificate;
     let mut plan = p::Plan::from(v);
     if order {
-        let replaced = |group: &str| {
-            facts.services.iter().any(|s| {
-                s.group.as_deref() == Some(group)
-                    && plan.decision(&s.name).is_some_and(|d| {
-                        matches!(d.decision, p::Decision::Replace | p::Decision::ReplaceOrPlaceholder)
-                    })
-            })
-        };
+        // The groups of the services the plan replaces, in one pass over the plan (the plan's
+        // services may come in any order; an unknown name is the validator's to refuse).
+        let group_of: std::collections::HashMap<&str, Option<&str>> =
+            facts.services.iter().map(|s| (s.name.as_str(), s.group.as_deref())).collect();
+        let replaced: std::collections::HashSet<&str> = plan
+            .services
+            .iter()
+            .filter(|d| matches!(d.decision, p::Decision::Replace | p::Decision::ReplaceOrPlaceholder))
+            .filter_map(|d| group_of.get(d.service.as_str()).copied().flatten())
+            .collect();
         let groups: Vec<p::OrderRequest> = facts
             .groups
             .iter()
-            .filter(|g| g.name == f::HOSTNAME_GROUP || replaced(&g.name))
+            .filter(|g| g.name == f::HOSTNAME_GROUP || replaced.contains(g.name.as_str()))
             .map(|g| p::OrderRequest { group: g.name.clone() })
             .collect();
         plan.orders = groups;
