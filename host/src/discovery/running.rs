@@ -40,15 +40,15 @@ pub fn main_configs(proc_dir: &Path) -> (Vec<(Daemon, PathBuf)>, Vec<String>) {
             Err(_) => continue,
         }) == 0;
         if !root_owned {
-            skipped.push(format!(
+            skipped.push(shown(format!(
                 "{daemon} (process {}) names {}, but root does not run it",
                 name.to_string_lossy(),
                 main.display()
-            ));
+            )));
             continue;
         }
         if let Err(e) = crate::fs::check_trusted(&main) {
-            skipped.push(format!("{daemon} runs with {}, which is not read: {e}", main.display()));
+            skipped.push(shown(format!("{daemon} runs with {}, which is not read: {e}", main.display())));
             continue;
         }
         if !found.iter().any(|(d, m)| *d == daemon && *m == main) {
@@ -56,6 +56,12 @@ pub fn main_configs(proc_dir: &Path) -> (Vec<(Daemon, PathBuf)>, Vec<String>) {
         }
     }
     (found, skipped)
+}
+
+/// A message naming what a process's command line said, for a terminal or a configuration
+/// comment: any user can start a process, so its arguments are escaped and cut.
+fn shown(message: String) -> String {
+    crate::text::untrusted_max(&message, 400).into_owned()
 }
 
 /// The arguments of a command line: NUL-separated, or (a process that rewrote its title, like
