@@ -42,22 +42,25 @@ pub fn run(args: &GenerateDocsArgs) -> i32 {
 }
 
 fn generate(out: &Path) -> std::io::Result<Vec<PathBuf>> {
+    // Through the file layer, as every write of the tool: link-safe, atomic.
+    let fs_error = |e: crate::fs::FsError| std::io::Error::other(e.to_string());
     let man = out.join("man");
     let completions = out.join("completions");
-    std::fs::create_dir_all(&man)?;
-    std::fs::create_dir_all(&completions)?;
-    let mut written = Vec::new();
-    let page = man.join("checkallsslcerts.8");
-    std::fs::write(&page, man_page()?)?;
-    written.push(page);
-    let page = man.join("checkallsslcerts.toml.5");
-    std::fs::write(&page, config_page())?;
-    written.push(page);
+    crate::fs::create_private_dir(&man, false).map_err(fs_error)?;
+    crate::fs::create_private_dir(&completions, false).map_err(fs_error)?;
+    let mut files = vec![
+        (man.join("checkallsslcerts.8"), man_page()?),
+        (man.join("checkallsslcerts.toml.5"), config_page().into_bytes()),
+    ];
     for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
-        let mut command = command();
-        written.push(clap_complete::generate_to(shell, &mut command, "checkallsslcerts", &completions)?);
+        let mut text = Vec::new();
+        clap_complete::generate(shell, &mut command(), "checkallsslcerts", &mut text);
+        files.push((completions.join(clap_complete::Generator::file_name(&shell, "checkallsslcerts")), text));
     }
-    Ok(written)
+    for (path, bytes) in &files {
+        crate::fs::write_atomic(path, bytes, 0o644).map_err(fs_error)?;
+    }
+    Ok(files.into_iter().map(|(path, _)| path).collect())
 }
 
 /// The command as users see it (the hidden generator left out).
