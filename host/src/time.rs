@@ -19,10 +19,13 @@ fn format(unix: i64, pattern: &str) -> String {
 }
 
 /// A point in time as an admin writes it for `--at`: RFC 3339 (`2027-01-31T00:00:00Z`, any
-/// offset) or relative to `now`, a sign and a number with a unit (`+30d`, `-12h`, `+90m`, `+45s`;
-/// `d` days, `h` hours, `m` minutes, `s` seconds). Unix seconds.
+/// offset), Unix seconds (`1800000000`), or relative to `now`, a sign and a number with a unit
+/// (`+30d`, `-12h`, `+90m`, `+45s`; `d` days, `h` hours, `m` minutes, `s` seconds). Unix seconds.
 pub fn parse_at(text: &str, now: i64) -> Result<i64, String> {
     let text = text.trim();
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        return text.parse().map_err(|_| format!("{text:?} is too far from now"));
+    }
     if let Some(rest) =
         text.strip_prefix('+').map(|r| (1, r)).or_else(|| text.strip_prefix('-').map(|r| (-1, r)))
     {
@@ -49,7 +52,7 @@ pub fn parse_at(text: &str, now: i64) -> Result<i64, String> {
 
 fn at_error(text: &str) -> String {
     format!(
-        "{text:?} is not a time: write RFC 3339 (2027-01-31T00:00:00Z) or +30d, +12h, +90m, +45s from now"
+        "{text:?} is not a time: write RFC 3339 (2027-01-31T00:00:00Z), Unix seconds, or +30d, +12h, +90m, +45s from now"
     )
 }
 
@@ -89,6 +92,7 @@ mod tests {
         assert_eq!(super::parse_at("+90m", now), Ok(now + 5_400));
         assert_eq!(super::parse_at("1970-01-02T00:00:00Z", now), Ok(86_400));
         assert_eq!(super::parse_at("1970-01-02T01:00:00+01:00", now), Ok(86_400));
+        assert_eq!(super::parse_at("1800000000", now), Ok(1_800_000_000));
         for bad in ["30d", "+30", "+d", "+30w", "tomorrow", "", "+99999999999999d"] {
             assert!(super::parse_at(bad, now).is_err(), "{bad}");
         }

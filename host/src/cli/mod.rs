@@ -105,8 +105,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "PATH", conflicts_with = "dry_run")]
     pub metrics_file: Option<PathBuf>,
     /// Evaluate as of TIME instead of now — facts, chain verification and policy ("what needs
-    /// replacing in 30 days?"): RFC 3339 (2027-01-31T00:00:00Z) or +30d, +12h, -1h from now.
-    /// Dry runs only
+    /// replacing in 30 days?"): RFC 3339 (2027-01-31T00:00:00Z), Unix seconds, or +30d, +12h, -1h
+    /// from now. Dry runs only
     #[arg(long, value_name = "TIME", requires = "dry_run", allow_hyphen_values = true)]
     pub at: Option<String>,
 }
@@ -180,9 +180,10 @@ pub enum PolicyCommand {
     /// Print, as JSON, the facts a run would hand the policy (gathered as a dry run does): the
     /// input of `policy eval --facts`
     Facts {
-        /// Gather as of this time (Unix seconds) instead of now
-        #[arg(long, value_name = "UNIX_SECONDS")]
-        at: Option<i64>,
+        /// Gather as of TIME instead of now, as a dry run's --at: RFC 3339 (2027-01-31T00:00:00Z),
+        /// Unix seconds, or +30d, +12h, -1h from now
+        #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
+        at: Option<String>,
     },
 }
 

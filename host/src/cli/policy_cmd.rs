@@ -28,7 +28,16 @@ pub fn run(command: PolicyCommand, args: &RunArgs) -> i32 {
             super::policy_store_cmd::componentize(&runtime, &core, &output)
         }
         PolicyCommand::Eval { facts } => eval(&runtime, args.policy.as_deref(), &facts),
-        PolicyCommand::Facts { at } => facts(args, at),
+        PolicyCommand::Facts { at } => {
+            // The same times a dry run's --at takes (one parser: `time::parse_at`).
+            match at.as_deref().map(|t| crate::time::parse_at(t, crate::time::unix_now())).transpose() {
+                Ok(at) => facts(args, at),
+                Err(message) => {
+                    eprintln!("checkallsslcerts: --at: {message}");
+                    exit::USAGE
+                }
+            }
+        }
         PolicyCommand::Test { module, vectors, suite, junit } => test(
             &runtime,
             module.as_deref().or(args.policy.as_deref()),
