@@ -344,6 +344,30 @@ impl World {
                 Profile::In,
             );
         }
+        // RSA leaves under an RSA intermediate, signed with SHA-1 (in the profile) and MD5 (not).
+        for (name, digest, profile) in [
+            ("rsa-sha1-leaf", MessageDigest::sha1(), Profile::In),
+            ("rsa-md5-leaf", MessageDigest::md5(), Profile::Out),
+        ] {
+            let mut spec = good_spec();
+            spec.digest = Some(digest);
+            w.add(name, &issued(&spec, testpki::rsa_key(2048), Some(&rsa)), &[&rsa.cert], profile);
+        }
+        // Two copies of the intermediate (same name and key), an expired one first: verified at a
+        // time, OpenSSL picks the valid copy; without validity periods (the path verdict), the
+        // first. A leaf that fails its own checks must get the chain the full path reports.
+        let mut spec = Spec::ca("Test CA Intermediate", "Test CA");
+        spec.serial = 77;
+        spec.not_before = NOW - 900 * DAY;
+        spec.not_after = NOW - 400 * DAY;
+        let old_copy = issued(&spec, int.key.clone(), Some(&pki.root));
+        let mut spec = good_spec();
+        spec.serial = 0x0c0f;
+        w.add("intermediate-copies-good", &leaf(&spec), &[&old_copy.cert, &int.cert], Profile::In);
+        let mut spec = good_spec();
+        spec.not_before = NOW - 100 * DAY;
+        spec.not_after = NOW - DAY;
+        w.add("intermediate-copies-expired", &leaf(&spec), &[&old_copy.cert, &int.cert], Profile::In);
         // An intermediate without keyCertSign (found, but may not sign).
         let mut spec = Spec::ca("No CertSign Intermediate", "Test CA");
         spec.bare = true;
@@ -476,6 +500,48 @@ fn the_fast_path_gives_the_full_paths_facts_with_the_system_store() {
     check(&w, true, &[NOW], &[HOST]);
 }
 
+/// The memo does not depend on which leaf a chain is first met under: the cases in reverse order
+/// (an expired, a forged or a self-signed leaf first) give the full path's facts too.
+#[test]
+fn the_fast_path_gives_the_full_paths_facts_whichever_leaf_comes_first() {
+    let mut w = World::new();
+    w.cases.reverse();
+    check(&w, false, &[NOW, NOW + 85 * DAY], &[HOST]);
+}
+
+/// Expired, not yet valid, forged and self-signed leaves stay on the fast path: one full
+/// verification for the chain (whichever leaf meets it first), none for a self-signed leaf.
+#[test]
+fn ordinary_bad_leaves_stay_on_the_fast_path() {
+    let w = World::new();
+    let gather = |verifier: &Verifier, name: &str| {
+        let case = w.cases.iter().find(|c| c.name == name).unwrap();
+        let fast = gather_service(&case.svc, HOST, verifier, NOW);
+        assert_eq!(fast, gather_service_full(&case.svc, HOST, &w.verifier(false), NOW), "{name}");
+    };
+    let under_the_intermediate =
+        ["expired", "good", "not-yet-valid", "wrong-issuer-key", "valid-for-no-second", "rsa-2048-leaf"];
+    for first in under_the_intermediate {
+        let verifier = w.verifier(false);
+        gather(&verifier, first);
+        for name in under_the_intermediate {
+            gather(&verifier, name);
+        }
+        assert_eq!(verifier.full_verifications(), 1, "first {first}: one full verification for the chain");
+    }
+    let verifier = w.verifier(false);
+    for name in ["self-signed", "self-signed-2", "self-signed-rsa", "self-signed-expired"] {
+        gather(&verifier, name);
+    }
+    assert_eq!(verifier.full_verifications(), 0, "self-signed leaves need no full verification");
+    // Two copies of the intermediate, an expired one first: a leaf that fails its own checks
+    // takes the full path, whose chain differs (the check above shows the facts agree).
+    let verifier = w.verifier(false);
+    gather(&verifier, "intermediate-copies-good");
+    gather(&verifier, "intermediate-copies-expired");
+    assert_eq!(verifier.full_verifications(), 2);
+}
+
 /// The outcomes the cases are meant to produce, so that the comparison above covers them.
 #[test]
 fn the_cases_cover_the_interesting_outcomes() {
@@ -529,6 +595,16 @@ fn the_cases_cover_the_interesting_outcomes() {
     assert_eq!(status("ed25519-issuer-1").0.chain_status, ChainStatus::Trusted);
     assert!(matches!(status("issuer-without-certsign-1").0.chain_status, ChainStatus::Untrusted(_)));
     assert_eq!(status("ecdsa-sha1").0.signature_algorithm, "ecdsa-with-SHA1");
+    assert_eq!(status("rsa-sha1-leaf").0.signature_algorithm, "sha1WithRSAEncryption");
+    assert_eq!(status("rsa-md5-leaf").0.signature_algorithm, "md5WithRSAEncryption");
+    assert_eq!(status("intermediate-copies-good").0.chain_status, ChainStatus::Trusted);
+    assert_eq!(status("intermediate-copies-good").0.path, super::model::PathStatus::Valid);
+    let copies = status("intermediate-copies-expired").0;
+    assert!(
+        matches!(&copies.path, super::model::PathStatus::Invalid(m) if m.contains("depth 1")),
+        "without validity periods OpenSSL takes the expired copy: {:?}",
+        copies.path
+    );
     assert_eq!(status("rsa-1024-leaf").0.public_key.bits, 1024);
     assert_eq!(status("ed25519-leaf").0.public_key.kind, KeyKind::Ed25519);
     assert!(

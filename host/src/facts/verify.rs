@@ -19,6 +19,7 @@ use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use openssl::error::ErrorStack;
@@ -57,6 +58,11 @@ const ERR_SELF_SIGNED_CERT_IN_CHAIN: i32 = 19;
 /// yet valid / expired (9, 10), bad validity field (13, 14), not a CA (24), path length (25),
 /// purpose (26), no certSign key usage (32), unhandled critical extension (34).
 const ERR_AFTER_CHAIN_BUILT: [i32; 11] = [6, 7, 9, 10, 13, 14, 24, 25, 26, 32, 34];
+/// Failures of the leaf's own checks that `X509_verify_cert` reports last, once the chain is
+/// built, its extensions and trust are checked and every signature and validity period above the
+/// leaf has passed (`internal_verify` goes top-down): the leaf's signature (7), not yet valid (9),
+/// expired (10). Reported at depth 0, they say the chain above is sound (see [`learn`]).
+const ERR_LEAF_ONLY: [i32; 3] = [7, 9, 10];
 
 /// OpenSSL's messages (`X509_verify_cert_error_string`) for the failures the fast path reports
 /// itself; `fast_tests.rs` checks them against OpenSSL's.
@@ -105,13 +111,20 @@ pub struct Verifier {
     chains: RwLock<HashMap<[u8; 32], Arc<Above>>>,
     /// Names (DER) looked up in the trust store: whether no trusted certificate has that subject.
     absent_names: RwLock<HashMap<Vec<u8>, bool>>,
+    /// How many leaves [`Verifier::verify_fast`] verified with `X509_verify_cert` (the tests
+    /// check the memo serves the rest).
+    full_verifications: AtomicUsize,
     notices: Vec<String>,
 }
 
 /// What a full verification of one leaf taught about the chain above it.
 enum Above {
     /// The chain above verified; the issuer's public key, and the certificates above the leaf.
-    Trusted { key: VerifyKey, above: Vec<ChainElement> },
+    /// `same_without_time`: a verification that checks no validity period (the path verdict, and
+    /// what the full path reports for a leaf whose own verification failed) builds the same chain;
+    /// when it does not (another candidate issuer, e.g. an expired copy of the intermediate, comes
+    /// first without the time check), a leaf that fails its own checks takes the full path.
+    Trusted { key: VerifyKey, above: Vec<ChainElement>, same_without_time: bool },
     /// It failed above the leaf: every leaf under it gets this status. `anchorless`: no trust
     /// anchor was found, so a leaf that is itself a trusted certificate would be trusted directly
     /// (`X509_verify_cert`'s last resort with `PARTIAL_CHAIN`); the status holds only for leaves
@@ -172,6 +185,7 @@ impl Verifier {
             intermediates: RwLock::new(HashMap::new()),
             chains: RwLock::new(HashMap::new()),
             absent_names: RwLock::new(HashMap::new()),
+            full_verifications: AtomicUsize::new(0),
             notices,
         })
     }
@@ -187,6 +201,7 @@ impl Verifier {
             intermediates: RwLock::new(HashMap::new()),
             chains: RwLock::new(HashMap::new()),
             absent_names: RwLock::new(HashMap::new()),
+            full_verifications: AtomicUsize::new(0),
             notices: vec![format!("Certificate chains were not verified: {reason}")],
         }
     }
@@ -225,6 +240,12 @@ impl Verifier {
     #[cfg(test)]
     pub(crate) fn memoised_chains(&self) -> usize {
         self.chains.read().map_or(0, |m| m.len())
+    }
+
+    /// How many leaves the fast path verified in full (the others were served by the memo).
+    #[cfg(test)]
+    pub(crate) fn full_verifications(&self) -> usize {
+        self.full_verifications.load(AtomicOrdering::Relaxed)
     }
 
     /// How many distinct intermediates have been decoded and kept.
@@ -412,7 +433,11 @@ impl Verifier {
     /// once the chain is built; chains with name or policy constraints are never memoised. So:
     /// a chain that verified for one leaf verifies for another up to that leaf's signature (with
     /// the same issuer key) and then its dates; a failure found above the leaf is found first for
-    /// every leaf.
+    /// every leaf. A leaf that failed only its own signature or dates (reported last, at depth 0:
+    /// everything above was checked first) teaches the same as one that verified, so a chain
+    /// first met under an expired leaf is memoised too. For a leaf that fails its own checks, the
+    /// full path reports the chain a verification without validity periods builds; the memo
+    /// answers only when that chain is the one with them (`same_without_time`).
     ///
     /// A self-issued leaf with an empty chain, marked self-signed by OpenSSL's rules, whose name
     /// no trusted certificate has, always fails chain building with "self-signed certificate".
@@ -428,7 +453,10 @@ impl Verifier {
         let Some(trust) = &self.trust else {
             return Some(ChainFacts::not_checked());
         };
-        let full = || Some(self.verify_facts(decoded.get()?, chain, chain_digests, now));
+        let full = || {
+            self.full_verifications.fetch_add(1, AtomicOrdering::Relaxed);
+            Some(self.verify_facts(decoded.get()?, chain, chain_digests, now))
+        };
         if chain_digests.contains(&leaf.digest) {
             return full();
         }
@@ -446,7 +474,7 @@ impl Verifier {
         let key = memo_key(leaf, chain_digests, now);
         let known = self.chains.read().ok().and_then(|m| m.get(&key).cloned());
         match known.as_deref() {
-            Some(Above::Trusted { key: issuer_key, above }) => {
+            Some(Above::Trusted { key: issuer_key, above, same_without_time }) => {
                 // The path above is valid at `now`; the leaf's signature decides the path, its
                 // dates only the status.
                 let signed = leaf.verify_with(issuer_key);
@@ -459,6 +487,9 @@ impl Verifier {
                 } else {
                     ChainStatus::Trusted
                 };
+                if status != ChainStatus::Trusted && !same_without_time {
+                    return full();
+                }
                 let path = if signed {
                     PathStatus::Valid
                 } else {
@@ -485,14 +516,29 @@ impl Verifier {
             None => {}
         }
         let decoded = decoded.get()?;
+        self.full_verifications.fetch_add(1, AtomicOrdering::Relaxed);
         let Ok((failure, built)) = self.run_verify_keeping(trust, decoded, chain, now, true) else {
             return Some(ChainFacts::not_checked());
         };
         let learned = learn(failure.as_ref(), &built);
+        let verified = failure.is_none();
         let facts = self.facts_from(trust, decoded, chain, chain_digests, now, failure, &built);
         if let Some(above) = learned {
             let above = match above {
-                Learned::Trusted(key) => Above::Trusted { key, above: facts.chain.clone() },
+                Learned::Trusted(key) => {
+                    // The chain with validity periods checked, and the one without (for a
+                    // trusted leaf, worked out now, once per chain; for a leaf that failed its
+                    // own checks, it is the path verdict's).
+                    let timed =
+                        if verified { facts.chain.clone() } else { self.elements(&built, chain_digests) };
+                    let timeless = if verified {
+                        self.path_verdict(trust, decoded, chain, chain_digests, now).1
+                    } else {
+                        facts.chain.clone()
+                    };
+                    let same_without_time = fingerprints(&timed) == fingerprints(&timeless);
+                    Above::Trusted { key, above: timed, same_without_time }
+                }
                 Learned::Failed { anchorless } => Above::Failed {
                     status: facts.status.clone(),
                     anchorless,
@@ -650,6 +696,12 @@ fn learn(failure: Option<&Failure>, built: &[X509]) -> Option<Learned> {
         }
         Some(f) => {
             let code = f.error.as_raw();
+            if f.depth == 0 && built.len() >= 2 && ERR_LEAF_ONLY.contains(&code) {
+                // Everything above the leaf was checked before the leaf failed its own
+                // signature or dates: the chain above is as good as for a leaf that verified.
+                let issuer = built.get(1)?;
+                return Some(Learned::Trusted(VerifyKey::from_pkey(issuer.public_key().ok()?)?));
+            }
             if code == ERR_UNABLE_TO_GET_ISSUER_CERT
                 || code == ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY
                 || code == ERR_SELF_SIGNED_CERT_IN_CHAIN
@@ -669,11 +721,26 @@ fn learn(failure: Option<&Failure>, built: &[X509]) -> Option<Learned> {
 /// certificate info). `None` if it cannot be read.
 fn plain_above_leaf(cert: &X509Ref) -> Option<bool> {
     use x509_parser::prelude::FromDer;
-    const LEAF_DEPENDENT: [&str; 5] =
-        ["2.5.29.30", "2.5.29.33", "2.5.29.36", "2.5.29.54", "1.3.6.1.5.5.7.1.14"];
+    // Name constraints, policy mappings, policy constraints, inhibitAnyPolicy, proxy
+    // certificate info, and the RFC 3779 IP address and AS number blocks (checked after the
+    // signatures and dates, so a leaf that fails those never reaches them).
+    const LEAF_DEPENDENT: [&str; 7] = [
+        "2.5.29.30",
+        "2.5.29.33",
+        "2.5.29.36",
+        "2.5.29.54",
+        "1.3.6.1.5.5.7.1.14",
+        "1.3.6.1.5.5.7.1.7",
+        "1.3.6.1.5.5.7.1.8",
+    ];
     let der = cert.to_der().ok()?;
     let (_, parsed) = x509_parser::certificate::X509Certificate::from_der(&der).ok()?;
     Some(parsed.extensions().iter().all(|e| !LEAF_DEPENDENT.contains(&e.oid.to_id_string().as_str())))
+}
+
+/// The SHA-256 fingerprints of chain elements, to compare two chains.
+fn fingerprints(elements: &[ChainElement]) -> Vec<&str> {
+    elements.iter().map(|e| e.sha256_fingerprint.as_str()).collect()
 }
 
 struct Failure {
