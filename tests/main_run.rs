@@ -457,3 +457,87 @@ fn at_evaluates_a_dry_run_at_another_time() {
     assert!(bad.stderr.contains("RFC 3339"), "{}", bad.stderr);
     assert_eq!(snapshot(fx.root()), before, "nothing changed");
 }
+
+/// The verification memo (`<state-dir>/cache/verified`): a real run keeps what it proved about
+/// signatures and keys, the next runs read it, and the facts are the same with it, without it,
+/// and with a damaged or foreign one (ignored, with a notice); a dry run never writes it.
+#[test]
+fn the_verification_memo_changes_no_fact() {
+    let ca = Ca::new("Main Test CA");
+    let mut expired = Leaf::valid(&[HOST], 0);
+    expired.not_after = now() - DAY;
+    let mut rsa = Leaf::valid(&[HOST], 60);
+    rsa.key = pki::rsa_key(2048);
+    let self_signed = Leaf::valid(&[HOST], 60);
+    let self_signed = Some((pki::self_signed(&self_signed), vec![], self_signed.key));
+    let wrong_key = Some((ca.issue(&Leaf::valid(&[HOST], 60)), vec![], pki::ec_key()));
+    let other = Ca::new("Unknown CA");
+    let unknown = Leaf::valid(&[HOST], 60);
+    let untrusted = Some((other.issue(&unknown), vec![other.cert.clone()], unknown.key));
+    let fx = fixture(
+        &[
+            ("web", leaf(&ca, Leaf::valid(&[HOST], 60))),
+            ("old", leaf(&ca, expired)),
+            ("rsa", leaf(&ca, rsa)),
+            ("self", self_signed),
+            ("wrongkey", wrong_key),
+            ("untrusted", untrusted),
+            ("no-issuer", leaf(&other, Leaf::valid(&[HOST], 60))),
+        ],
+        &ca,
+        RECORD,
+    );
+    // Check only: the real run changes no service, so every run sees the same files.
+    std::fs::create_dir_all(fx.state()).expect("state");
+    std::fs::set_permissions(fx.state(), std::fs::Permissions::from_mode(0o700)).expect("mode");
+    std::fs::write(fx.state().join("disable_service_certificate_management"), "").expect("switch");
+    let at = (now() + 3600).to_string();
+    let facts = || {
+        let out = fx.run().args(["policy", "facts", "--at", &at]).run().code(0);
+        (serde_json::from_str::<Value>(&out.stdout).expect("facts JSON"), out.stderr)
+    };
+    let memo = fx.state().join("cache").join("verified");
+
+    let (without, _) = facts();
+    for (name, expect) in [
+        ("web", "trusted"),
+        ("old", "untrusted"),
+        ("self", "untrusted"),
+        ("untrusted", "untrusted"),
+        ("no-issuer", "incomplete"),
+    ] {
+        let s =
+            without["services"].as_array().expect("services").iter().find(|s| s["name"] == name).expect(name);
+        let status = &s["certificate"]["ok"]["chain-status"];
+        assert!(status == expect || status.get(expect).is_some(), "{name}: {s}");
+    }
+    let dry = fx.run().args(["--dry-run", "--json"]).run();
+    assert!(dry.stdout.starts_with('{'), "{}", dry.stderr);
+    assert!(!memo.exists(), "a dry run does not write the memo");
+
+    fx.run().args(["--json"]).run();
+    let written = std::fs::read(&memo).expect("a real run writes the memo");
+    assert_eq!(std::fs::metadata(&memo).expect("memo").permissions().mode() & 0o777, 0o600);
+    assert!(written.len() > 5 * 32, "signatures and key matches kept: {} bytes", written.len());
+    let (with, stderr) = facts();
+    assert_eq!(with, without, "the same facts with the memo");
+    assert!(!stderr.contains("memo"), "{stderr}");
+
+    // A flipped byte: ignored, said, same facts.
+    let mut damaged = written.clone();
+    let last = damaged.len() - 1;
+    damaged[last] ^= 0x01;
+    std::fs::write(&memo, &damaged).expect("damage");
+    let (with, stderr) = facts();
+    assert_eq!(with, without, "the same facts with a damaged memo");
+    assert!(stderr.contains("verification memo was damaged"), "{stderr}");
+    // The next real run rebuilds it.
+    fx.run().args(["--json"]).run();
+    assert_eq!(std::fs::read(&memo).expect("memo"), written, "rebuilt, the same entries");
+
+    // Owned by someone else: not read, a warning, same facts.
+    std::os::unix::fs::chown(&memo, Some(65534), Some(65534)).expect("chown");
+    let (with, stderr) = facts();
+    assert_eq!(with, without, "the same facts with a foreign memo");
+    assert!(stderr.contains("verification memo was not used"), "{stderr}");
+}

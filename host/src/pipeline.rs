@@ -132,7 +132,15 @@ fn gather_facts(
     dry_run: bool,
     host_notices: &mut Vec<Notice>,
 ) -> (HostFacts, crate::facts::network::NetworkReport) {
-    let gathered = facts::gather_with(config, &facts::FactsOptions { now });
+    // A real run keeps what it proved about signatures and keys for the next; a dry run only
+    // reads that memo.
+    let memo = if dry_run { facts::MemoUse::Read } else { facts::MemoUse::ReadWrite };
+    let gathered = facts::gather_with(config, &facts::FactsOptions { now, memo });
+    host_notices.extend(gathered.memo_problems.iter().map(|problem| Notice {
+        level: if problem.is_warning() { Level::Warning } else { Level::Info },
+        service: None,
+        message: problem.to_string(),
+    }));
     let mut facts = gathered.facts;
     // What each service's endpoints serve (live probes), compared with its files.
     crate::probe::observe_config(config, &mut facts);

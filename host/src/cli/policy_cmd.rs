@@ -66,7 +66,12 @@ fn facts(args: &RunArgs, at: Option<i64>) -> i32 {
     match crate::pipeline::facts(&config, at) {
         Ok((facts, notices)) => {
             for notice in &notices {
-                eprintln!("checkallsslcerts: warning: {}", notice.message);
+                let level = match notice.level {
+                    crate::plan::model::Level::Info => "note",
+                    crate::plan::model::Level::Warning => "warning",
+                    crate::plan::model::Level::Error => "error",
+                };
+                eprintln!("checkallsslcerts: {level}: {}", notice.message);
             }
             match serde_json::to_string_pretty(&facts) {
                 Ok(json) => {

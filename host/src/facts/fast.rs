@@ -43,6 +43,7 @@ use x509_parser::extensions::{GeneralName, ParsedExtension};
 use x509_parser::prelude::FromDer;
 
 use super::der::{self, BIT_STRING, BOOLEAN, INTEGER, OCTET_STRING, OID, Reader, SEQUENCE};
+use super::memo::Memo;
 use super::model::{Certificate, ChainStatus, KeyKind, PublicKey, Revocation};
 
 /// A signature algorithm the fast path verifies exactly as `X509_verify` does.
@@ -163,6 +164,8 @@ pub(crate) struct VerifyKey {
     kind: KeyKind,
     ec: Option<EcKey<Public>>,
     pkey: Option<PKey<Public>>,
+    /// The SHA-256 of the key's DER (`SubjectPublicKeyInfo`): its name in the verification memo.
+    pub id: [u8; 32],
 }
 
 impl VerifyKey {
@@ -179,7 +182,8 @@ impl VerifyKey {
         } else {
             return None;
         };
-        Some(VerifyKey { kind, ec, pkey: Some(pkey) })
+        let id = openssl::sha::sha256(&pkey.public_key_to_der().ok()?);
+        Some(VerifyKey { kind, ec, pkey: Some(pkey), id })
     }
 }
 
@@ -238,19 +242,20 @@ impl LeafKey<'_> {
     }
 
     /// The key, to check the certificate's own signature with, built with the type-specific
-    /// (fast) constructors.
-    fn to_verify_key(&self) -> Option<VerifyKey> {
+    /// (fast) constructors; `id`: the SHA-256 of its `SubjectPublicKeyInfo`.
+    fn to_verify_key(&self, id: [u8; 32]) -> Option<VerifyKey> {
         match self {
             LeafKey::Ec { curve, decoded, .. } => Some(VerifyKey {
                 kind: KeyKind::Ec,
                 ec: Some(EcKey::from_public_key(curve.group()?, decoded).ok()?),
                 pkey: None,
+                id,
             }),
             LeafKey::Rsa { n, e } => {
                 let rsa =
                     Rsa::from_public_components(BigNum::from_slice(n).ok()?, BigNum::from_slice(e).ok()?)
                         .ok()?;
-                Some(VerifyKey { kind: KeyKind::Rsa, ec: None, pkey: Some(PKey::from_rsa(rsa).ok()?) })
+                Some(VerifyKey { kind: KeyKind::Rsa, ec: None, pkey: Some(PKey::from_rsa(rsa).ok()?), id })
             }
         }
     }
@@ -314,6 +319,8 @@ pub(crate) struct FastLeaf<'a> {
     pub akid_keyid: Option<&'a [u8]>,
     pub skid: Option<&'a [u8]>,
     pub key: LeafKey<'a>,
+    /// The `SubjectPublicKeyInfo`, whole DER.
+    spki: &'a [u8],
     pub not_before: i64,
     pub not_after: i64,
     serial: String,
@@ -405,7 +412,11 @@ impl<'a> FastLeaf<'a> {
         let not_before = time(validity.next()?)?;
         let not_after = time(validity.next()?)?;
         let (subject_element, subject) = t.next_raw()?;
-        let key = public_key(t.expect(SEQUENCE)?)?;
+        let (spki_element, spki) = t.next_raw()?;
+        if spki_element.tag != SEQUENCE {
+            return None;
+        }
+        let key = public_key(spki_element.contents)?;
         let extensions = match t.next() {
             None => Vec::new(),
             Some(e) if e.tag == 0xa3 => extension_list(der::only(e.contents, SEQUENCE)?)?,
@@ -436,6 +447,7 @@ impl<'a> FastLeaf<'a> {
             akid_keyid: None,
             skid: None,
             key,
+            spki,
             not_before,
             not_after,
             serial: serial_hex(serial),
@@ -630,12 +642,27 @@ impl<'a> FastLeaf<'a> {
     }
 
     /// Whether OpenSSL would find the certificate self-signed in the facts' sense: subject equals
-    /// issuer and the signature verifies with its own key.
-    pub(crate) fn self_signed(&self) -> Option<bool> {
+    /// issuer and the signature verifies with its own key (unless `memo` knows it does).
+    pub(crate) fn self_signed(&self, memo: &Memo) -> Option<bool> {
         if !self.self_issued()? {
             return Some(false);
         }
-        Some(self.verify_with(&self.key.to_verify_key()?))
+        let id = openssl::sha::sha256(self.spki);
+        let mut undecodable = false;
+        let signed = memo.signature(&self.digest, &id, || match self.key.to_verify_key(id) {
+            Some(key) => self.verify_with(&key),
+            None => {
+                undecodable = true;
+                false
+            }
+        });
+        (!undecodable).then_some(signed)
+    }
+
+    /// Whether the signature verifies with `key`, as `X509_verify` decides, unless `memo` knows
+    /// it does.
+    pub(crate) fn verify_with_memo(&self, key: &VerifyKey, memo: &Memo) -> bool {
+        memo.signature(&self.digest, &key.id, || self.verify_with(key))
     }
 
     /// OpenSSL's `EXFLAG_SS` for a self-issued certificate: its own authority key identifier

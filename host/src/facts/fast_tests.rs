@@ -15,6 +15,7 @@ use openssl::x509::X509;
 use tempfile::TempDir;
 
 use super::fast::FastLeaf;
+use super::memo::{self, Memo};
 use super::model::{ChainStatus, KeyKind};
 use super::testpki::{self, DAY, Issued, NOW, Pki, Spec, key_pem, pem, write};
 use super::*;
@@ -483,6 +484,78 @@ fn check(w: &World, system_roots: bool, times: &[i64], hostnames: &[&str]) {
         }
     }
     assert!(shared.memoised_chains() > 0);
+    // Once more over a verifier whose verification memo holds what the shared one proved (saved
+    // and read back, as the next run reads it): the same facts.
+    let path = w.dir.path().join(format!("memo-{system_roots}"));
+    assert!(shared.memo().save(&path).unwrap());
+    let (memo, problem) = Memo::load(&path);
+    assert_eq!(problem, None);
+    assert!(memo.known_entries() > w.cases.len(), "signatures and key matches: {}", memo.known_entries());
+    let memoised = w.verifier(system_roots).with_memo(memo);
+    for &now in times {
+        for &hostname in hostnames {
+            for case in &w.cases {
+                let full = gather_service_full(&case.svc, hostname, &reference, now);
+                let label = format!("{} (now {now}, {hostname}, system roots {system_roots})", case.name);
+                assert_eq!(
+                    gather_service(&case.svc, hostname, &memoised, now),
+                    full,
+                    "{label}: with the memo"
+                );
+            }
+        }
+    }
+}
+
+/// The memo is read, and only when intact: an entry claiming a forged signature verified (which
+/// only root could have written) is believed — so the memo is really consulted — while the same
+/// file with one byte changed, or owned by another user, is ignored.
+#[test]
+fn a_tampered_memo_is_ignored() {
+    let w = World::new();
+    let case = w.cases.iter().find(|c| c.name == "wrong-issuer-key").unwrap();
+    let full = gather_service_full(&case.svc, HOST, &w.verifier(false), NOW);
+    let chain_status = |facts: &ServiceFacts| facts.certificate.certificate().unwrap().chain_status.clone();
+    assert_eq!(chain_status(&full), ChainStatus::Untrusted("certificate signature failure".into()));
+
+    // The memo a run would write if the signature had verified.
+    let lying = Memo::empty();
+    let issuer = X509::from_der(
+        &std::fs::read(&case.svc.certificate)
+            .map(|pem| X509::stack_from_pem(&pem).unwrap()[1].to_der().unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    let key_id = openssl::sha::sha256(&issuer.public_key().unwrap().public_key_to_der().unwrap());
+    let leaf_digest = openssl::sha::sha256(&case.leaf.to_der().unwrap());
+    assert!(lying.signature(&leaf_digest, &key_id, || true));
+    let path = w.dir.path().join("lying-memo");
+    lying.save(&path).unwrap();
+    let good_leaf = w.cases.iter().find(|c| c.name == "good").unwrap();
+    let believed = |path: &std::path::Path| {
+        let (memo, problem) = Memo::load(path);
+        let verifier = w.verifier(false).with_memo(memo);
+        // A leaf under the same chain first: the chain is verified in full once, then the memo
+        // answers for the leaf's signature.
+        gather_service(&good_leaf.svc, HOST, &verifier, NOW);
+        (chain_status(&gather_service(&case.svc, HOST, &verifier, NOW)), problem)
+    };
+    assert_eq!(believed(&path), (ChainStatus::Trusted, None), "an intact entry is used");
+
+    let good = std::fs::read(&path).unwrap();
+    for position in [10, good.len() - 70, good.len() - 1] {
+        let mut bytes = good.clone();
+        bytes[position] ^= 0x20;
+        std::fs::write(&path, &bytes).unwrap();
+        let (status, problem) = believed(&path);
+        assert_eq!(status, chain_status(&full), "byte {position} changed: ignored");
+        assert_eq!(problem, Some(memo::LoadProblem::Damaged));
+    }
+    std::fs::write(&path, &good).unwrap();
+    std::os::unix::fs::chown(&path, Some(65534), Some(65534)).unwrap();
+    let (status, problem) = believed(&path);
+    assert_eq!(status, chain_status(&full), "another user's file: ignored");
+    assert!(matches!(problem, Some(memo::LoadProblem::Unusable(_))), "{problem:?}");
 }
 
 #[test]

@@ -30,6 +30,7 @@ pub mod key;
 pub mod local_crl;
 #[cfg(test)]
 mod local_crl_tests;
+pub mod memo;
 pub mod model;
 pub mod network;
 pub mod pem;
@@ -51,6 +52,7 @@ use rayon::prelude::*;
 use crate::config::names::is_dns_name;
 use crate::config::{Config, ServiceConfig};
 use fast::{FastLeaf, LazyLeaf};
+use memo::Memo;
 use model::{CaaStatus, CertificateState, DnsStatus, HostFacts, KeyStatus, ServiceFacts, Timestamp};
 use pem::PemBlock;
 use read::ReadError;
@@ -73,6 +75,26 @@ pub const DISABLE_SERVICE_CERTIFICATE_MANAGEMENT: &str = "disable_service_certif
 pub struct FactsOptions {
     /// The current time (Unix seconds): `host-facts.now`, and the time chains are verified at.
     pub now: Timestamp,
+    /// The verification memo in the state directory ([`memo`]).
+    pub memo: MemoUse,
+}
+
+impl FactsOptions {
+    /// Gathering at `now` without the verification memo (every check done).
+    pub fn at(now: Timestamp) -> FactsOptions {
+        FactsOptions { now, memo: MemoUse::Off }
+    }
+}
+
+/// What a gathering does with the verification memo (`<state-dir>/cache/verified`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemoUse {
+    /// Neither reads nor writes it.
+    Off,
+    /// Reads it (a dry run, `policy facts`).
+    Read,
+    /// Reads it and writes what this run used and proved (a real run).
+    ReadWrite,
 }
 
 /// The facts, and messages for the admin about the gathering itself (e.g. the extra roots could
@@ -83,6 +105,8 @@ pub struct Gathered {
     pub facts: HostFacts,
     /// Warnings for the admin that are not facts about one service.
     pub notices: Vec<String>,
+    /// What went wrong with the verification memo, if anything (the facts are the same).
+    pub memo_problems: Vec<memo::LoadProblem>,
     /// SHA-256 fingerprints (hex) of service certificates known to name no OCSP responder, CRL
     /// distribution point or authority key identifier: the network step
     /// ([`network::enrich_with`]) has nothing to ask about them and need not read them again.
@@ -91,15 +115,34 @@ pub struct Gathered {
 
 /// Gathers the host's facts at time `now`. See [`gather_with`].
 pub fn gather(config: &Config, now: Timestamp) -> HostFacts {
-    gather_with(config, &FactsOptions { now }).facts
+    gather_with(config, &FactsOptions::at(now)).facts
 }
 
 /// Gathers the host's facts. DNS, CAA, ACME, revocation, renewal windows and live endpoints
 /// are left `NotChecked`/empty for the steps that check them. If the trust store cannot be
 /// loaded (e.g. an extra-roots file is missing), chains are `NotChecked` and a notice says why.
+/// With [`MemoUse::Read`] or [`MemoUse::ReadWrite`], checks the memo knows of are spared (the
+/// facts are the same); with `ReadWrite`, the memo is then saved.
 pub fn gather_with(config: &Config, options: &FactsOptions) -> Gathered {
     let verifier = Verifier::new(&config.trust).unwrap_or_else(|e| Verifier::not_checking(&e.to_string()));
-    gather_using(config, &verifier, options)
+    let memo_path = Memo::path_in(&config.state_dir);
+    let mut memo_problems = Vec::new();
+    let verifier = match options.memo {
+        MemoUse::Off => verifier,
+        MemoUse::Read | MemoUse::ReadWrite => {
+            let (memo, problem) = Memo::load(&memo_path);
+            memo_problems.extend(problem);
+            verifier.with_memo(memo)
+        }
+    };
+    let mut gathered = gather_using(config, &verifier, options);
+    if options.memo == MemoUse::ReadWrite
+        && let Err(e) = verifier.memo().save(&memo_path)
+    {
+        memo_problems.push(memo::LoadProblem::NotSaved(e.to_string()));
+    }
+    gathered.memo_problems = memo_problems;
+    gathered
 }
 
 /// Like [`gather_with`], with a verifier built by the caller (to share it with other steps, e.g.
@@ -135,6 +178,7 @@ pub fn gather_using(config: &Config, verifier: &Verifier, options: &FactsOptions
             services,
         },
         notices,
+        memo_problems: Vec::new(),
         network_free,
     }
 }
@@ -198,7 +242,7 @@ fn gather_one_inner(
         Ok(blocks) => blocks,
         Err(e) => return (unusable(CertificateState::Malformed(format!("{shown}: {e}"))), false),
     };
-    if try_fast && let Some(found) = gather_fast(svc, hostname, verifier, now, &blocks) {
+    if try_fast && let Some(found) = gather_fast(svc, hostname, verifier, now, &bytes, &blocks) {
         return found;
     }
     (gather_full(svc, hostname, verifier, now, &blocks), false)
@@ -211,9 +255,11 @@ fn gather_fast(
     hostname: &str,
     verifier: &Verifier,
     now: Timestamp,
+    bytes: &[u8],
     blocks: &[PemBlock],
 ) -> Option<(ServiceFacts, bool)> {
     let shown = svc.certificate.display();
+    let memo = verifier.memo();
     let mut certs = blocks.iter().filter(|b| b.is_certificate());
     let first = certs.next()?;
     let leaf = FastLeaf::parse(&first.der)?;
@@ -238,7 +284,7 @@ fn gather_fast(
         },
         None => None,
     };
-    let mut facts = leaf.facts(leaf.self_signed()?)?;
+    let mut facts = leaf.facts(leaf.self_signed(memo)?)?;
     set_chain(
         &mut facts,
         match chain_file_problem {
@@ -251,9 +297,11 @@ fn gather_fast(
         // Its key lives elsewhere.
         KeyStatus::NotChecked
     } else if svc.key_file() == svc.certificate.as_path() {
-        matcher(blocks)?.unwrap_or_else(|e| KeyStatus::Malformed(format!("{shown}: {e}")))
+        key_status_memo(memo, &leaf.digest, bytes, || {
+            Some(matcher(blocks)?.unwrap_or_else(|e| KeyStatus::Malformed(format!("{shown}: {e}"))))
+        })?
     } else {
-        key_status_with(svc.key_file(), matcher)?
+        key_status_with(svc.key_file(), Some((memo, &leaf.digest)), matcher)?
     };
     let covers_hostname = match leaf.covers_hostname(hostname) {
         Some(covers) => covers,
@@ -381,13 +429,15 @@ fn read_chain_file(path: &Path, verifier: &Verifier) -> Result<Vec<(openssl::x50
 /// Reads the key file and compares it with the certificate.
 fn key_status(path: &Path, leaf: &openssl::x509::X509Ref) -> KeyStatus {
     // The matcher always answers, so `None` does not happen.
-    key_status_with(path, |blocks| Some(key::match_key_blocks(blocks, leaf))).unwrap_or(KeyStatus::NotChecked)
+    key_status_with(path, None, |blocks| Some(key::match_key_blocks(blocks, leaf)))
+        .unwrap_or(KeyStatus::NotChecked)
 }
 
 /// Reads the key file and compares its blocks with `matcher` (`None` from the matcher is passed
 /// on: the fast path gives up).
 fn key_status_with(
     path: &Path,
+    memo: Option<(&Memo, &[u8; 32])>,
     matcher: impl FnOnce(&[PemBlock]) -> Option<Result<KeyStatus, String>>,
 ) -> Option<KeyStatus> {
     let shown = path.display();
@@ -396,11 +446,36 @@ fn key_status_with(
         Err(ReadError::Missing(m)) => return Some(KeyStatus::Missing(m)),
         Err(ReadError::Unreadable(m)) => return Some(KeyStatus::Unreadable(m)),
     };
-    let blocks = match pem::scan(&bytes) {
-        Ok(blocks) => blocks,
-        Err(e) => return Some(KeyStatus::Malformed(format!("{shown}: {e}"))),
+    let status = || {
+        let blocks = match pem::scan(&bytes) {
+            Ok(blocks) => blocks,
+            Err(e) => return Some(KeyStatus::Malformed(format!("{shown}: {e}"))),
+        };
+        Some(matcher(&blocks)?.unwrap_or_else(|e| KeyStatus::Malformed(format!("{shown}: {e}"))))
     };
-    Some(matcher(&blocks)?.unwrap_or_else(|e| KeyStatus::Malformed(format!("{shown}: {e}"))))
+    match memo {
+        Some((memo, cert_digest)) => key_status_memo(memo, cert_digest, &bytes, status),
+        None => status(),
+    }
+}
+
+/// The key status of the key file `key_bytes` for the certificate `cert_digest`: `Matches` if
+/// the memo knows it, else what `status` finds (a match is kept in the memo).
+fn key_status_memo(
+    memo: &Memo,
+    cert_digest: &[u8; 32],
+    key_bytes: &[u8],
+    status: impl FnOnce() -> Option<KeyStatus>,
+) -> Option<KeyStatus> {
+    let file_digest = openssl::sha::sha256(key_bytes);
+    if memo.key_match_known(cert_digest, &file_digest) {
+        return Some(KeyStatus::Matches);
+    }
+    let status = status()?;
+    if status == KeyStatus::Matches {
+        memo.key_match_proved(cert_digest, &file_digest);
+    }
+    Some(status)
 }
 
 /// Whether the switch files exist in the state directory: (`disable_auto_hostname_certificate`,

@@ -730,7 +730,7 @@ fn gather_keeps_config_order_and_fills_host_facts() {
     let mut config = crate::config::from_str(&text, Path::new("/test.toml")).unwrap();
     config.services = services;
 
-    let gathered = gather_with(&config, &FactsOptions { now: NOW });
+    let gathered = gather_with(&config, &FactsOptions::at(NOW));
     assert!(gathered.notices.is_empty(), "{:?}", gathered.notices);
     let h = gathered.facts;
     assert_eq!(h, gather(&config, NOW));
@@ -756,7 +756,7 @@ fn gather_keeps_config_order_and_fills_host_facts() {
 
     // A broken extra-roots file: chains are not checked, and a notice says why.
     config.trust.extra_roots = vec![s.path("nope.pem")];
-    let gathered = gather_with(&config, &FactsOptions { now: NOW });
+    let gathered = gather_with(&config, &FactsOptions::at(NOW));
     assert_eq!(gathered.notices.len(), 1);
     assert!(gathered.notices[0].contains("nope.pem: no such file"), "{:?}", gathered.notices);
     assert_eq!(cert(&gathered.facts.services[1]).chain_status, ChainStatus::NotChecked);

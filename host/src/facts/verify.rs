@@ -33,6 +33,7 @@ use openssl::x509::{
 use super::certificate::{chain_from_blocks, element_facts, openssl_reason};
 use super::errors::FactsError;
 use super::fast::{FastLeaf, LazyLeaf, VerifyKey};
+use super::memo::Memo;
 use super::model::{ChainElement, ChainSource, ChainStatus, PathStatus};
 use super::pem;
 use super::read::{ReadError, read_bounded};
@@ -62,7 +63,11 @@ const ERR_AFTER_CHAIN_BUILT: [i32; 11] = [6, 7, 9, 10, 13, 14, 24, 25, 26, 32, 3
 /// built, its extensions and trust are checked and every signature and validity period above the
 /// leaf has passed (`internal_verify` goes top-down): the leaf's signature (7), not yet valid (9),
 /// expired (10). Reported at depth 0, they say the chain above is sound (see [`learn`]).
-const ERR_LEAF_ONLY: [i32; 3] = [7, 9, 10];
+const ERR_LEAF_ONLY: [i32; 3] = [7, ERR_CERT_NOT_YET_VALID, ERR_CERT_HAS_EXPIRED];
+/// `X509_V_ERR_CERT_NOT_YET_VALID`
+const ERR_CERT_NOT_YET_VALID: i32 = 9;
+/// `X509_V_ERR_CERT_HAS_EXPIRED`
+const ERR_CERT_HAS_EXPIRED: i32 = 10;
 
 /// OpenSSL's messages (`X509_verify_cert_error_string`) for the failures the fast path reports
 /// itself; `fast_tests.rs` checks them against OpenSSL's.
@@ -114,6 +119,8 @@ pub struct Verifier {
     /// How many leaves [`Verifier::verify_fast`] verified with `X509_verify_cert` (the tests
     /// check the memo serves the rest).
     full_verifications: AtomicUsize,
+    /// What earlier runs proved about signatures and keys ([`super::memo`]).
+    memo: Memo,
     notices: Vec<String>,
 }
 
@@ -186,6 +193,7 @@ impl Verifier {
             chains: RwLock::new(HashMap::new()),
             absent_names: RwLock::new(HashMap::new()),
             full_verifications: AtomicUsize::new(0),
+            memo: Memo::empty(),
             notices,
         })
     }
@@ -202,8 +210,20 @@ impl Verifier {
             chains: RwLock::new(HashMap::new()),
             absent_names: RwLock::new(HashMap::new()),
             full_verifications: AtomicUsize::new(0),
+            memo: Memo::empty(),
             notices: vec![format!("Certificate chains were not verified: {reason}")],
         }
+    }
+
+    /// This verifier, sparing the signature checks and key matches `memo` knows of.
+    pub fn with_memo(mut self, memo: Memo) -> Verifier {
+        self.memo = memo;
+        self
+    }
+
+    /// The verification memo in use (the run saves it when done).
+    pub fn memo(&self) -> &Memo {
+        &self.memo
     }
 
     /// Messages for the admin about the trust store (e.g. an empty system store).
@@ -477,7 +497,7 @@ impl Verifier {
             Some(Above::Trusted { key: issuer_key, above, same_without_time }) => {
                 // The path above is valid at `now`; the leaf's signature decides the path, its
                 // dates only the status.
-                let signed = leaf.verify_with(issuer_key);
+                let signed = leaf.verify_with_memo(issuer_key, &self.memo);
                 let status = if !signed {
                     ChainStatus::Untrusted(MSG_SIGNATURE_FAILURE.to_owned())
                 } else if leaf.not_before > now {
@@ -522,6 +542,10 @@ impl Verifier {
         };
         let learned = learn(failure.as_ref(), &built);
         let verified = failure.is_none();
+        // The leaf's own signature verified (it failed, if at all, on its dates only).
+        let leaf_signed = failure.as_ref().is_none_or(|f| {
+            f.depth == 0 && [ERR_CERT_NOT_YET_VALID, ERR_CERT_HAS_EXPIRED].contains(&f.error.as_raw())
+        });
         let facts = self.facts_from(trust, decoded, chain, chain_digests, now, failure, &built);
         if let Some(above) = learned {
             let above = match above {
@@ -537,6 +561,10 @@ impl Verifier {
                         facts.chain.clone()
                     };
                     let same_without_time = fingerprints(&timed) == fingerprints(&timeless);
+                    if leaf_signed {
+                        // So that the memo's entries do not depend on which leaf came first.
+                        self.memo.signature_proved(&leaf.digest, &key.id);
+                    }
                     Above::Trusted { key, above: timed, same_without_time }
                 }
                 Learned::Failed { anchorless } => Above::Failed {
