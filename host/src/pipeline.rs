@@ -24,9 +24,8 @@ use crate::time::unix_now;
 /// How the main run was asked to behave.
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
-    /// Change nothing: no lock, no install, no order, no network cache written. Only a compiled
-    /// policy module may be kept (in `<state-dir>/cache` if that exists, else the user's cache;
-    /// see `policy::cache`), so the next load is fast; the state directory is never created.
+    /// Change nothing: no lock, no install, no order, no cache written (network, compiled
+    /// policy, verification memo: they are read), the state directory never created.
     pub dry_run: bool,
     /// A policy module given on the command line, over the configured one.
     pub policy: Option<PathBuf>,
@@ -83,20 +82,8 @@ impl RunError {
 
 /// Runs the whole job with the configuration at `config_path`.
 pub fn run(config_path: &Path, options: &RunOptions) -> Result<RunReport, RunError> {
-    if !options.dry_run || options.policy.is_some() {
-        let config = crate::config::load(config_path)?;
-        return run_with(&config, options);
-    }
-    // The default policy (the usual choice) is compiled on another thread while the configuration
-    // is read, on a core that would otherwise wait; the cache is set once the state dir is known.
-    let runtime = Runtime::new(None);
-    std::thread::scope(|scope| {
-        if let Ok(runtime) = &runtime {
-            scope.spawn(|| runtime.load_embedded().is_ok());
-        }
-        let config = crate::config::load(config_path)?;
-        run_inner(&config, options, runtime.as_ref().ok())
-    })
+    let config = crate::config::load(config_path)?;
+    run_with(&config, options)
 }
 
 /// The facts a run hands the policy (`policy facts` prints them): the run's configuration (with
@@ -173,16 +160,6 @@ fn gather_facts(
 
 /// Runs the whole job with a loaded configuration.
 pub fn run_with(config: &Config, options: &RunOptions) -> Result<RunReport, RunError> {
-    run_inner(config, options, None)
-}
-
-/// [`run_with`]; `prepared`: a policy runtime made earlier for this run (a dry run's), already
-/// compiling the default policy.
-fn run_inner(
-    config: &Config,
-    options: &RunOptions,
-    prepared: Option<&Runtime>,
-) -> Result<RunReport, RunError> {
     if options.at.is_some() && !options.dry_run {
         return Err(RunError::AtNeedsDryRun);
     }
@@ -230,33 +207,20 @@ fn run_inner(
         Some(lock)
     };
 
-    // A real run keeps compiled modules in the state dir; a dry run in it when it exists, else in
-    // the user's cache (it never creates the state dir).
-    let cache = if options.dry_run {
-        crate::policy::cache::dir_for(&config.state_dir)
+    // A real run keeps compiled modules in the state dir; a dry run only reads them there (or in
+    // the user's cache, where `policy test` keeps them when the state dir is not this user's).
+    let runtime = if options.dry_run {
+        Runtime::reading_cache(crate::policy::cache::dir_for(&config.state_dir))?
     } else {
-        Some(config.state_dir.join("cache"))
+        Runtime::new(Some(config.state_dir.join("cache")))?
     };
-    let own_runtime;
-    let runtime = match prepared {
-        Some(runtime) => {
-            if let Some(dir) = cache {
-                runtime.use_cache(dir);
-            }
-            runtime
-        }
-        None => {
-            own_runtime = Runtime::new(cache)?;
-            &own_runtime
-        }
-    };
+    let runtime = &runtime;
     let progress = Progress::new(options.progress);
     progress.stage(&format!("checking services: {}", config.services.len()), 0);
-    let embedded_policy = prepared.is_none()
-        && matches!(
-            crate::policy_store::select::choose(config, options.policy.as_deref()),
-            Ok(crate::policy_store::select::Choice::Embedded)
-        );
+    let embedded_policy = matches!(
+        crate::policy_store::select::choose(config, options.policy.as_deref()),
+        Ok(crate::policy_store::select::Choice::Embedded)
+    );
     let (mut facts, network_report) = std::thread::scope(|scope| {
         if embedded_policy {
             // Compiles the default policy on another thread while the facts are gathered.

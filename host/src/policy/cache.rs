@@ -13,11 +13,13 @@ use std::path::{Path, PathBuf};
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
-/// Where a run, `policy test`, `policy eval`, `policy show` or a dry run keeps compiled
-/// components: `<state-dir>/cache` when the state directory exists (a real run and `policy
-/// install` fill it), otherwise the user's cache (`$XDG_CACHE_HOME/checkallsslcerts/policies`,
-/// or `~/.cache/...`; also when the state dir belongs to someone else): a second `policy test` of a 18 MB Python policy loads in milliseconds
-/// instead of compiling for seconds. `None` without a state directory or a home.
+/// Where `policy test`, `policy eval` and `policy show` keep compiled components, and where a
+/// dry run looks for them (it never writes them): `<state-dir>/cache` when the state directory
+/// exists and is this user's (a real run and `policy install` fill it too), otherwise the
+/// user's cache (`$XDG_CACHE_HOME/checkallsslcerts/policies`, or `~/.cache/...`). A second
+/// `policy test` of an 18 MB Python policy loads in milliseconds instead of compiling for
+/// seconds, and so does a dry run with it once it was tested. `None` without a state directory
+/// or a home.
 pub fn dir_for(state_dir: &Path) -> Option<PathBuf> {
     use std::os::unix::fs::MetadataExt;
     // Only a state dir this user owns (root's, for root): another user's is not ours to fill.
@@ -43,6 +45,8 @@ pub fn user_dir() -> Option<PathBuf> {
 pub struct Cache {
     dir: PathBuf,
     engine_key: String,
+    /// Whether entries are written (and bad ones deleted); a dry run's cache is only read.
+    writable: bool,
 }
 
 impl Cache {
@@ -50,7 +54,13 @@ impl Cache {
     pub fn new(dir: PathBuf, engine: &Engine) -> Cache {
         let mut hasher = DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut hasher);
-        Cache { dir, engine_key: format!("{:016x}", hasher.finish()) }
+        Cache { dir, engine_key: format!("{:016x}", hasher.finish()), writable: true }
+    }
+
+    /// This cache, only read: nothing is written or deleted (a bad entry is just not used).
+    pub fn read_only(mut self) -> Cache {
+        self.writable = false;
+        self
     }
 
     fn path(&self, sha256: &str) -> PathBuf {
@@ -70,7 +80,7 @@ impl Cache {
             .ok()
             .and_then(|bytes| verified_payload(&bytes).map(<[u8]>::to_vec));
         let Some(bytes) = verified else {
-            let _ = std::fs::remove_file(&path);
+            self.remove(&path);
             return None;
         };
         // SAFETY: wasmtime runs the machine code in these bytes, so they must be what `store`
@@ -85,7 +95,7 @@ impl Cache {
         match component {
             Ok(c) => Some(c),
             Err(_) => {
-                let _ = std::fs::remove_file(&path);
+                self.remove(&path);
                 None
             }
         }
@@ -95,6 +105,9 @@ impl Cache {
     /// the bytes, written atomically and link-safely, 0600, in a 0700 directory. Failures are
     /// ignored (the cache only saves time).
     pub fn store(&self, component: &Component, sha256: &str) {
+        if !self.writable {
+            return;
+        }
         let Ok(bytes) = component.serialize() else { return };
         if crate::fs::create_private_dir(&self.dir, true).is_err() {
             return;
@@ -105,6 +118,15 @@ impl Cache {
         entry.push(b'\n');
         entry.extend_from_slice(&bytes);
         let _ = crate::fs::write_atomic(&self.path(sha256), &entry, 0o600);
+    }
+}
+
+impl Cache {
+    /// Deletes a bad entry (so it is compiled and written again), unless only reading.
+    fn remove(&self, path: &Path) {
+        if self.writable {
+            let _ = std::fs::remove_file(path);
+        }
     }
 }
 
@@ -149,6 +171,38 @@ mod tests {
         }
         cache.store(&component(&engine), "abc");
         assert!(cache.load(&engine, "abc").is_some(), "rebuilt");
+    }
+
+    /// A dry run's runtime reads the cache and never writes it: nothing is stored after it
+    /// compiled, a damaged entry is left for a real run to replace, and what it loads really
+    /// comes from the cache (a planted entry of another component is what it gets).
+    #[test]
+    fn a_read_only_cache_is_read_and_never_written() {
+        use crate::policy::Runtime;
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("cache");
+        let reading = Runtime::reading_cache(Some(dir.clone())).expect("runtime");
+        let module = reading.load_embedded().expect("compiles");
+        assert!(!dir.exists(), "nothing written");
+
+        let writing = Runtime::new(Some(dir.clone())).expect("runtime");
+        writing.load_embedded().expect("compiles and stores");
+        let cache = Cache::new(dir.clone(), &writing.engine);
+        let path = cache.path(&module.sha256);
+        assert!(path.exists());
+        // Another (empty) component planted under the default policy's name: a runtime that
+        // reads the cache loads it, and finds no policy in it.
+        cache.store(&component(&writing.engine), &module.sha256);
+        let reading = Runtime::reading_cache(Some(dir.clone())).expect("runtime");
+        assert!(reading.load_embedded().is_err(), "the planted entry was loaded from the cache");
+
+        let mut bytes = std::fs::read(&path).expect("entry");
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0x01;
+        std::fs::write(&path, &bytes).expect("damage");
+        let reading = Runtime::reading_cache(Some(dir.clone())).expect("runtime");
+        assert!(reading.load_embedded().is_ok(), "a damaged entry is not used: compiled instead");
+        assert_eq!(std::fs::read(&path).expect("entry"), bytes, "and left in place");
     }
 
     #[test]

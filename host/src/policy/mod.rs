@@ -100,7 +100,7 @@ pub struct Runtime {
     linker_v0_1_0: Linker<HostState>,
     linker_v0_2_0: Linker<HostState>,
     limits: Limits,
-    /// Where compiled modules are kept: set at creation, or later by [`Runtime::use_cache`].
+    /// Where compiled modules are kept (or only read from).
     cache: OnceLock<cache::Cache>,
     /// Components compiled (or loaded from the cache) by this runtime, by SHA-256: loading the
     /// same bytes again does not compile them again, and a load while another thread compiles
@@ -112,6 +112,16 @@ impl Runtime {
     /// A runtime with the default limits; `cache_dir`, if given, keeps compiled modules.
     pub fn new(cache_dir: Option<PathBuf>) -> Result<Runtime, PolicyError> {
         Runtime::with_limits(Limits::default(), cache_dir)
+    }
+
+    /// A runtime with the default limits that loads compiled modules from `cache_dir` but never
+    /// writes there (a dry run's).
+    pub fn reading_cache(cache_dir: Option<PathBuf>) -> Result<Runtime, PolicyError> {
+        let runtime = Runtime::with_limits(Limits::default(), None)?;
+        if let Some(dir) = cache_dir {
+            let _ = runtime.cache.set(cache::Cache::new(dir, &runtime.engine).read_only());
+        }
+        Ok(runtime)
     }
 
     /// A runtime with the given limits.
@@ -140,20 +150,14 @@ impl Runtime {
         })
     }
 
-    /// Keeps compiled modules in `dir` from now on, unless this runtime already has a cache
-    /// (a dry run's runtime is made before the configuration names the state directory).
-    pub fn use_cache(&self, dir: PathBuf) {
-        let _ = self.cache.set(cache::Cache::new(dir, &self.engine));
-    }
-
     /// The limits in force.
     pub fn limits(&self) -> &Limits {
         &self.limits
     }
 
-    /// The default policy built into this binary. Compiling it takes tens of milliseconds (a dry
-    /// run has no cache), so a run may call this early on another thread (the runtime is `Sync`)
-    /// while it gathers the facts: the later call then finds it compiled.
+    /// The default policy built into this binary. Compiling it takes tens of milliseconds when
+    /// the cache does not have it, so a run calls this early on another thread (the runtime is
+    /// `Sync`) while it gathers the facts: the later call then finds it loaded.
     pub fn load_embedded(&self) -> Result<PolicyModule, PolicyError> {
         self.load_bytes(embedded::DEFAULT_POLICY, PolicySource::Embedded)
     }
