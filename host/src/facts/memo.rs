@@ -41,11 +41,9 @@ pub const FILE_NAME: &str = "verified";
 const HEADER: &[u8] = b"checkallsslcerts verification memo v1\n";
 
 /// At most this many entries are read or written (32 bytes each: 64 MiB, two checks for each
-/// of a million services).
+/// of a million services; the file's read limit, [`crate::fs::limits::VERIFICATION_MEMO`],
+/// allows for them and the header).
 pub const MAX_ENTRIES: usize = 1 << 21;
-
-/// The largest memo file read, in bytes.
-pub const MAX_FILE_SIZE: u64 = (HEADER.len() + 65 + MAX_ENTRIES * 32) as u64;
 
 /// One kind of check.
 #[derive(Debug, Clone, Copy)]
@@ -121,7 +119,7 @@ impl Memo {
         if std::fs::symlink_metadata(path).is_err() {
             return (Memo::empty(), None);
         }
-        let bytes = match crate::fs::read_trusted(path, MAX_FILE_SIZE) {
+        let bytes = match crate::fs::read_trusted(path, crate::fs::limits::VERIFICATION_MEMO) {
             Ok(bytes) => bytes,
             Err(e) => return (Memo::empty(), Some(LoadProblem::Unusable(e.to_string()))),
         };

@@ -36,8 +36,8 @@ pub mod limits {
     pub const PEM_FILE: u64 = 1024 * 1024;
     /// A state file of the tool's own: journal, backup manifest, ACME state, records (1 MiB).
     pub const STATE_FILE: u64 = 1024 * 1024;
-    /// The configuration file (16 MiB: ~300 bytes a service leaves room for 50,000 services).
-    pub const CONFIG_FILE: u64 = 16 * 1024 * 1024;
+    /// The configuration file (64 MiB: ~300 bytes a service leaves room for 200,000 services).
+    pub const CONFIG_FILE: u64 = 64 * 1024 * 1024;
     /// A trusted-key file (minisign public keys, a CA bundle: 1 MiB).
     pub const KEY_FILE: u64 = 1024 * 1024;
     /// A facts or conformance-vector JSON file given to `policy eval` / `policy test` (16 MiB:
@@ -46,6 +46,9 @@ pub mod limits {
     /// A certificate revocation list: downloaded, cached, or kept on the host (`[network]
     /// crl-files`, `crl-dir`) (10 MiB: a CA's full CRL of ~200,000 entries).
     pub const CRL_FILE: u64 = 10 * 1024 * 1024;
+    /// The verification memo (`facts::memo`: 64 MiB, two 32-byte entries for each of a million
+    /// services).
+    pub const VERIFICATION_MEMO: u64 = 64 * 1024 * 1024 + 1024;
     /// A compiled policy in the cache (256 MiB: wasmtime's code for a 16 MiB module is ~10x).
     pub const COMPILED_POLICY: u64 = 256 * 1024 * 1024;
 }
