@@ -9,6 +9,7 @@
 //! policy and the verification memo in the state dir, as the nightly run does):
 //! * **first run**: the verification memo deleted before each run (files never seen before);
 //! * **second run**: the memo in place, nothing changed since (the nightly re-check).
+//!
 //! It prints wall times, peak RSS, the ratios to the signature floor, and how time grows from the
 //! smallest size to the others (linear growth is a ratio of 1.0). Targets: `docs/performance.md`.
 //!
@@ -274,7 +275,10 @@ fn check_only_state(root: &Path) -> PathBuf {
 fn main() {
     let sizes: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
     let sizes = if sizes.is_empty() { vec![10_000, 100_000] } else { sizes };
+    // Canonical: a configuration's paths have no `..` for the kernel to walk 20,000 times.
     let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench");
+    std::fs::create_dir_all(&target).expect("target/bench");
+    let target = target.canonicalize().expect("target/bench");
     println!(
         "| services | first run | second run | peak RSS | openssl floor | signature floor | first / signature floor | second / signature floor |"
     );

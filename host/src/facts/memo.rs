@@ -211,12 +211,18 @@ impl Memo {
 
 /// One entry: the check's kind and inputs, under this build's domain string.
 fn entry(check: Check, first: &[u8; 32], second: &[u8; 32]) -> [u8; 32] {
-    let mut h = openssl::sha::Sha256::new();
-    h.update(HEADER);
-    h.update(env!("CARGO_PKG_VERSION").as_bytes());
-    h.update(b"\0");
-    h.update(openssl::version::version().as_bytes());
-    h.update(b"\0");
+    static DOMAIN: std::sync::OnceLock<openssl::sha::Sha256> = std::sync::OnceLock::new();
+    let mut h = DOMAIN
+        .get_or_init(|| {
+            let mut h = openssl::sha::Sha256::new();
+            h.update(HEADER);
+            h.update(env!("CARGO_PKG_VERSION").as_bytes());
+            h.update(b"\0");
+            h.update(openssl::version::version().as_bytes());
+            h.update(b"\0");
+            h
+        })
+        .clone();
     h.update(match check {
         Check::Signature => b"signature\0",
         Check::KeyMatch => b"key match\0",

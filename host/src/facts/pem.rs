@@ -146,7 +146,8 @@ pub fn scan(data: &[u8]) -> Result<Vec<PemBlock>, PemError> {
             open = Some(Open {
                 label,
                 line: line_no,
-                body: Zeroizing::new(String::new()),
+                // Room for the whole file (bounded): no reallocation while the body grows.
+                body: Zeroizing::new(String::with_capacity(data.len().min(64 * 1024))),
                 encrypted: false,
                 in_headers: true,
             });
