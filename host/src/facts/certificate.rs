@@ -138,7 +138,7 @@ pub fn certificate_facts(cert: &X509Ref, der: &[u8]) -> Certificate {
         self_signed,
         chain_status: ChainStatus::NotChecked,
         path: PathStatus::NotChecked,
-        chain: Vec::new(),
+        chain: Default::default(),
         revocation: Revocation::NotChecked,
         renewal_window: None,
     }

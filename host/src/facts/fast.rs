@@ -621,7 +621,7 @@ impl<'a> FastLeaf<'a> {
             self_signed,
             chain_status: ChainStatus::NotChecked,
             path: super::model::PathStatus::NotChecked,
-            chain: Vec::new(),
+            chain: Default::default(),
             revocation: Revocation::NotChecked,
             renewal_window: None,
         })

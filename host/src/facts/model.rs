@@ -188,7 +188,9 @@ pub struct Certificate {
     pub self_signed: bool,
     pub chain_status: ChainStatus,
     pub path: PathStatus,
-    pub chain: Vec<ChainElement>,
+    /// Shared between the certificates under the same chain (10,000 leaves under one
+    /// intermediate hold one copy).
+    pub chain: std::sync::Arc<[ChainElement]>,
     pub revocation: Revocation,
     pub renewal_window: Option<RenewalWindow>,
 }
@@ -210,7 +212,7 @@ impl Default for Certificate {
             self_signed: false,
             chain_status: ChainStatus::NotChecked,
             path: PathStatus::NotChecked,
-            chain: Vec::new(),
+            chain: Default::default(),
             revocation: Revocation::NotChecked,
             renewal_window: None,
         }

@@ -156,7 +156,7 @@ fn a_good_certificate() {
         Certificate {
             chain_status: ChainStatus::NotChecked,
             path: crate::facts::model::PathStatus::NotChecked,
-            chain: Vec::new(),
+            chain: Default::default(),
             ..expected
         }
     );

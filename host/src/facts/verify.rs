@@ -81,13 +81,17 @@ const MSG_DEPTH_ZERO_SELF_SIGNED: &str = "self-signed certificate";
 pub struct ChainFacts {
     pub status: ChainStatus,
     pub path: PathStatus,
-    pub chain: Vec<ChainElement>,
+    pub chain: Arc<[ChainElement]>,
 }
 
 impl ChainFacts {
     /// Nothing verified.
     pub fn not_checked() -> ChainFacts {
-        ChainFacts { status: ChainStatus::NotChecked, path: PathStatus::NotChecked, chain: Vec::new() }
+        ChainFacts {
+            status: ChainStatus::NotChecked,
+            path: PathStatus::NotChecked,
+            chain: Default::default(),
+        }
     }
 
     /// A chain file that cannot be used: the chain is incomplete, whatever the leaf.
@@ -95,7 +99,7 @@ impl ChainFacts {
         ChainFacts {
             status: ChainStatus::Incomplete(problem.clone()),
             path: PathStatus::Incomplete(problem),
-            chain: Vec::new(),
+            chain: Default::default(),
         }
     }
 }
@@ -131,14 +135,14 @@ enum Above {
     /// what the full path reports for a leaf whose own verification failed) builds the same chain;
     /// when it does not (another candidate issuer, e.g. an expired copy of the intermediate, comes
     /// first without the time check), a leaf that fails its own checks takes the full path.
-    Trusted { key: VerifyKey, above: Vec<ChainElement>, same_without_time: bool },
+    Trusted { key: VerifyKey, above: Arc<[ChainElement]>, same_without_time: bool },
     /// It failed above the leaf: every leaf under it gets this status. `anchorless`: no trust
     /// anchor was found, so a leaf that is itself a trusted certificate would be trusted directly
     /// (`X509_verify_cert`'s last resort with `PARTIAL_CHAIN`); the status holds only for leaves
     /// whose subject no trusted certificate has. The path verdict and the chain of such a chain
     /// (which does not get built whatever the leaf) are kept too; a failure after the chain was
     /// built (`anchorless: false`) has its path verdict worked out per leaf.
-    Failed { status: ChainStatus, anchorless: bool, path: Option<(PathStatus, Vec<ChainElement>)> },
+    Failed { status: ChainStatus, anchorless: bool, path: Option<(PathStatus, Arc<[ChainElement]>)> },
 }
 
 struct Trust {
@@ -346,12 +350,12 @@ impl Verifier {
         chain: &[X509],
         file_digests: &[[u8; 32]],
         now: i64,
-    ) -> (PathStatus, Vec<ChainElement>) {
+    ) -> (PathStatus, Arc<[ChainElement]>) {
         let Ok(store) = self.timeless_store(trust) else {
-            return (PathStatus::NotChecked, Vec::new());
+            return (PathStatus::NotChecked, Arc::default());
         };
         let Ok((failure, built)) = run_in_store(&store, leaf, chain, true) else {
-            return (PathStatus::NotChecked, Vec::new());
+            return (PathStatus::NotChecked, Arc::default());
         };
         let elements = self.elements(&built, file_digests);
         let path = match failure {
@@ -374,7 +378,7 @@ impl Verifier {
     }
 
     /// The facts of the certificates of `built` above the leaf, each decoded once per run.
-    fn elements(&self, built: &[X509], file_digests: &[[u8; 32]]) -> Vec<ChainElement> {
+    fn elements(&self, built: &[X509], file_digests: &[[u8; 32]]) -> Arc<[ChainElement]> {
         built
             .iter()
             .skip(1)
@@ -399,7 +403,8 @@ impl Verifier {
                 element.source = source;
                 element
             })
-            .collect()
+            .collect::<Vec<_>>()
+            .into()
     }
 
     /// The store that checks no validity period (`X509_V_FLAG_NO_CHECK_TIME`), built once.
@@ -486,7 +491,7 @@ impl Verifier {
                 return Some(ChainFacts {
                     status: ChainStatus::Untrusted(MSG_DEPTH_ZERO_SELF_SIGNED.to_owned()),
                     path: PathStatus::Untrusted(MSG_DEPTH_ZERO_SELF_SIGNED.to_owned()),
-                    chain: Vec::new(),
+                    chain: Default::default(),
                 });
             }
             return full();
