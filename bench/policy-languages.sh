@@ -62,9 +62,10 @@ measure() {
 
 printf '| language | module | first load (compile) | cached load | eval 10 services | eval 10,000 services | peak memory (10,000) |\n'
 printf '|---|---|---|---|---|---|---|\n'
-for lang in rust python javascript; do
+for lang in rust python javascript c; do
   if [ "$lang" = rust ]; then policy=(); size="(embedded) 0.3 MB"; else
-    policy=(--policy "$ports/$lang.wasm"); size="$(du -m --apparent-size "$ports/$lang.wasm" | cut -f1) MB"; fi
+    policy=(--policy "$ports/$lang.wasm")
+    size="$(awk '{ printf "%.2f MB", $1 / 1e6 }' < <(stat -c %s "$ports/$lang.wasm"))"; fi
   rm -rf "$XDG_CACHE_HOME"
   /usr/bin/time -f "%e" -o "$work/t" "$bin" policy show --config "$work/config.toml" "${policy[@]}" > /dev/null 2>&1
   first="$(cat "$work/t")"
@@ -75,7 +76,7 @@ for lang in rust python javascript; do
 done
 
 printf '\n| dry run with | wall (median of 3) |\n|---|---|\n'
-for lang in rust python javascript; do
+for lang in rust python javascript c; do
   if [ "$lang" = rust ]; then policy=(); else policy=(--policy "$ports/$lang.wasm"); fi
   "$bin" --config "$work/config.toml" "${policy[@]}" --dry-run > /dev/null 2>&1 || true
   read -r t _ < <(CHECKALLSSLCERTS_NETWORK_FACTS=off measure "$bin" --config "$work/config.toml" "${policy[@]}" --dry-run)

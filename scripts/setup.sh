@@ -43,8 +43,8 @@ fi
 if [ "$want_test" = 1 ]; then
   command -v cargo-nextest >/dev/null || cargo install --locked cargo-nextest
   python3 -c 'import aiosmtpd' 2>/dev/null || python3 -m pip install --quiet 'aiosmtpd==1.4.6'
-  # The toolchains of the policy examples, from PyPI and npm, in the user's cache (kept between
-  # CI runs; installed once).
+  # The toolchains of the policy examples, from PyPI, npm and crates.io, in the user's cache
+  # (kept between CI runs; installed once).
   tools="${CHECKALLSSLCERTS_TOOLCHAINS:-${XDG_CACHE_HOME:-$HOME/.cache}/checkallsslcerts/toolchains}"
   if [ ! -x "$tools/py/bin/componentize-py" ]; then
     python3 -m venv "$tools/py"
@@ -53,5 +53,12 @@ if [ "$want_test" = 1 ]; then
   if [ ! -x "$tools/js/node_modules/.bin/componentize-js" ]; then
     npm install --prefix "$tools/js" --no-audit --no-fund --silent \
       '@bytecodealliance/componentize-js@0.23' '@bytecodealliance/jco@1.35'
+  fi
+  # C: wit-bindgen's C generator from crates.io (clang-14 and wasi-libc are Debian packages
+  # above), the version matching the Rust default's wit-bindgen crate.
+  wit_bindgen_version=0.61.1
+  if [ "$("$tools/c/bin/wit-bindgen" --version 2>/dev/null)" != "wit-bindgen-cli $wit_bindgen_version" ]; then
+    cargo install --quiet --locked --root "$tools/c" --no-default-features --features c \
+      wit-bindgen-cli --version "$wit_bindgen_version"
   fi
 fi

@@ -6,8 +6,9 @@ cd "$(dirname "$0")/.."
 
 scripts/setup.sh --test
 
-# The default policy's ports to Python and JavaScript, built from source once per run (rebuilt only
-# when changed); tests/policy_languages.rs runs the suites and a differential test on them.
+# The default policy's ports to Python, JavaScript and C, built from source once per run (rebuilt
+# only when changed; C's last step runs the host's debug binary, which the script builds first);
+# tests/policy_languages.rs runs the suites and a differential test on them.
 scripts/build-policy-examples.sh target/policy-languages
 export CHECKALLSSLCERTS_LANGUAGE_POLICIES="$PWD/target/policy-languages"
 export CHECKALLSSLCERTS_REQUIRE_LANGUAGES=1

@@ -1,6 +1,7 @@
 //! One policy, several languages, one answer: the default policy's rules ported to Python
-//! (componentize-py) and JavaScript (componentize-js) in `policy-wasm/examples/<lang>/`, built
-//! from source by `scripts/build-policy-examples.sh` into the directory named by
+//! (componentize-py), JavaScript (componentize-js) and C (wit-bindgen, clang and wasi-libc, then
+//! `policy componentize`) in `policy-wasm/examples/<lang>/`, built from source by
+//! `scripts/build-policy-examples.sh` into the directory named by
 //! `CHECKALLSSLCERTS_LANGUAGE_POLICIES` (`scripts/test.sh` does both). Each must pass the
 //! built-in suites the Rust default passes, and give the Rust default's decisions, reasons,
 //! orders and notice levels on thousands of randomly generated facts.
@@ -17,7 +18,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use serde_json::{Value, json};
 
-const LANGUAGES: &[&str] = &["python", "javascript"];
+const LANGUAGES: &[&str] = &["python", "javascript", "c"];
 
 /// The built ports, or `None` (after saying why) when they are not built here.
 fn built() -> Option<PathBuf> {
@@ -320,10 +321,10 @@ fn the_differential_test_catches_a_policy_with_other_rules() {
     assert!(differed.get() > 0, "the generated facts never tell the two policies apart");
 }
 
-/// The Python and JavaScript policies, built with their toolchains' default options (WASI
-/// imports and all), decide a real dry run.
+/// The Python, JavaScript and C policies, built with their toolchains' default options (WASI
+/// imports and all, for Python and JavaScript), decide a real dry run.
 #[test]
-fn a_dry_run_uses_a_python_or_javascript_policy() {
+fn a_dry_run_uses_a_policy_in_each_language() {
     let Some(dir) = built() else { return };
     let tmp = tempfile::tempdir().expect("tempdir");
     let config = tmp.path().join("config.toml");
