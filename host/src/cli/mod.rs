@@ -168,8 +168,8 @@ pub enum PolicyCommand {
     Install(policy_store_cmd::InstallArgs),
     /// Re-activate the module that was active before the last install (or rollback)
     Rollback,
-    /// Turn a core WebAssembly module built with wit-bindgen (cargo build --target
-    /// wasm32-unknown-unknown) into a policy component
+    /// Turn a core WebAssembly module built with wit-bindgen (Rust for wasm32-unknown-unknown,
+    /// C for wasm32-wasi without WASI imports) into a policy component
     Componentize {
         /// The core module (.wasm)
         core: PathBuf,

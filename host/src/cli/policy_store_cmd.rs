@@ -320,7 +320,7 @@ pub fn componentize(runtime: &Runtime, core: &Path, output: &Path) -> i32 {
         Ok(c) => c,
         Err(e) => {
             eprintln!(
-                "checkallsslcerts: {}: cannot turn it into a component: {e:#}\n(a policy's core module is built with wit-bindgen's generate! against wit/since_v0.1.0, with --target wasm32-unknown-unknown; see docs/policy-authoring.md)",
+                "checkallsslcerts: {}: cannot turn it into a component: {e:#}\n(a policy's core module embeds its contract's component type: wit-bindgen's generate! or `wit-bindgen c` against wit/since_v0.2.0 (or an older frozen version), built for wasm32-unknown-unknown or wasm32-wasi without WASI imports; see docs/policy-authoring.md and policy-wasm/examples/c)",
                 core.display()
             );
             return exit::ERRORS;
