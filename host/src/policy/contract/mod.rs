@@ -192,14 +192,12 @@ impl HostState {
             return;
         }
         let mut message = line.to_owned();
-        if message.len() > self.max_log_line_bytes {
-            let mut cut = self.max_log_line_bytes;
-            while !message.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            message.truncate(cut);
-            message.push('…');
-        }
+        cut_line(&mut message, self.max_log_line_bytes);
+        self.keep_error(message);
+    }
+
+    /// Keeps one of the last error lines (already cut), quoted if the module traps.
+    fn keep_error(&mut self, message: String) {
         if self.last_errors.len() >= self.max_trap_log_lines {
             self.last_errors.pop_front();
         }
@@ -212,25 +210,27 @@ impl HostState {
             self.logs_dropped += 1;
             return;
         }
-        if message.len() > self.max_log_line_bytes {
-            let mut cut = self.max_log_line_bytes;
-            while !message.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            message.truncate(cut);
-            message.push('…');
-        }
+        cut_line(&mut message, self.max_log_line_bytes);
         if level == Level::Error && self.max_trap_log_lines > 0 {
-            if self.last_errors.len() >= self.max_trap_log_lines {
-                self.last_errors.pop_front();
-            }
-            self.last_errors.push_back(message.clone());
+            self.keep_error(message.clone());
         }
         if full {
             self.logs_dropped += 1;
             return;
         }
         self.logs.push(LogLine { level, message });
+    }
+}
+
+/// Cuts a logged line to `max` bytes (on a character boundary), marking the cut with `…`.
+fn cut_line(message: &mut String, max: usize) {
+    if message.len() > max {
+        let mut cut = max;
+        while !message.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        message.truncate(cut);
+        message.push('…');
     }
 }
 
