@@ -91,25 +91,27 @@ pub fn run(config_path: &Path, options: &RunOptions) -> Result<RunReport, RunErr
 /// gathers them (no lock, no cache writes); and the host's warnings about them.
 pub fn facts(config_path: &Path, at: Option<i64>) -> Result<(HostFacts, Vec<Notice>), RunError> {
     let config = crate::config::load(config_path)?;
-    let mut notices: Vec<Notice> = config
-        .warnings
-        .iter()
-        .map(|w| Notice { level: Level::Warning, service: None, message: w.to_string() })
-        .collect();
-    let discovered = crate::discovery::for_run(&config);
-    let config = match &discovered {
-        Some((with, messages)) => {
-            notices.extend(messages.iter().map(|m| Notice {
-                level: Level::Warning,
-                service: None,
-                message: m.clone(),
-            }));
-            with
-        }
-        None => &config,
-    };
+    let (discovered, mut notices) = with_discovered(&config);
+    let config = discovered.as_ref().unwrap_or(&config);
     let (facts, _) = gather_facts(config, at.unwrap_or_else(unix_now), true, &mut notices);
     Ok((facts, notices))
+}
+
+/// A warning of the host's own (about no one service).
+fn host_warning(message: String) -> Notice {
+    Notice { level: Level::Warning, service: None, message }
+}
+
+/// The configuration's warnings as notices; and, with no `[[service]]` configured, the
+/// configuration with the services discovered from the daemons' configuration (what discovery
+/// said joins the notices).
+fn with_discovered(config: &Config) -> (Option<Config>, Vec<Notice>) {
+    let mut notices: Vec<Notice> = config.warnings.iter().map(|w| host_warning(w.to_string())).collect();
+    let discovered = crate::discovery::for_run(config).map(|(with, messages)| {
+        notices.extend(messages.into_iter().map(host_warning));
+        with
+    });
+    (discovered, notices)
 }
 
 /// Gathers every fact of a run: files, live probes, ACME groups, network facts.
@@ -131,11 +133,7 @@ fn gather_facts(
     let mut facts = gathered.facts;
     // What each service's endpoints serve (live probes), compared with its files.
     crate::probe::observe_config(config, &mut facts);
-    host_notices.extend(gathered.notices.into_iter().map(|message| Notice {
-        level: Level::Warning,
-        service: None,
-        message,
-    }));
+    host_notices.extend(gathered.notices.into_iter().map(host_warning));
     let (acme_facts, groups, acme_notices) = crate::acme::facts(config, now);
     facts.acme = acme_facts;
     facts.groups = groups;
@@ -143,18 +141,10 @@ fn gather_facts(
     if let Some(acme) = &config.acme {
         facts.hostname_is_fqdn = crate::acme::hostname_orderable(acme, &facts.hostname);
     }
-    host_notices.extend(acme_notices.into_iter().map(|message| Notice {
-        level: Level::Warning,
-        service: None,
-        message,
-    }));
+    host_notices.extend(acme_notices.into_iter().map(host_warning));
     // Revocation, hostname DNS, CAA and ARI: facts from the network (a dry run writes no cache).
     let network = facts::network::enrich_with(config, &mut facts, dry_run, &gathered.network_free);
-    host_notices.extend(network.notices.into_iter().map(|message| Notice {
-        level: Level::Warning,
-        service: None,
-        message,
-    }));
+    host_notices.extend(network.notices.into_iter().map(host_warning));
     (facts, network.report)
 }
 
@@ -164,24 +154,8 @@ pub fn run_with(config: &Config, options: &RunOptions) -> Result<RunReport, RunE
         return Err(RunError::AtNeedsDryRun);
     }
     let now = options.at.unwrap_or_else(unix_now);
-    let mut host_notices: Vec<Notice> = config
-        .warnings
-        .iter()
-        .map(|w| Notice { level: Level::Warning, service: None, message: w.to_string() })
-        .collect();
-    // With no [[service]] configured: the services discovered from the daemons' configuration.
-    let discovered = crate::discovery::for_run(config);
-    let config = match &discovered {
-        Some((with, messages)) => {
-            host_notices.extend(messages.iter().map(|m| Notice {
-                level: Level::Warning,
-                service: None,
-                message: m.clone(),
-            }));
-            with
-        }
-        None => config,
-    };
+    let (discovered, mut host_notices) = with_discovered(config);
+    let config = discovered.as_ref().unwrap_or(config);
 
     // Changing runs take the lock and finish what a killed run left half done.
     let mut recovered: Vec<(String, ActionReport)> = Vec::new();
