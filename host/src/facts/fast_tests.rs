@@ -549,13 +549,13 @@ fn a_tampered_memo_is_ignored() {
         std::fs::write(&path, &bytes).unwrap();
         let (status, problem) = believed(&path);
         assert_eq!(status, chain_status(&full), "byte {position} changed: ignored");
-        assert_eq!(problem, Some(memo::LoadProblem::Damaged));
+        assert_eq!(problem, Some(memo::MemoProblem::Damaged));
     }
     std::fs::write(&path, &good).unwrap();
     std::os::unix::fs::chown(&path, Some(65534), Some(65534)).unwrap();
     let (status, problem) = believed(&path);
     assert_eq!(status, chain_status(&full), "another user's file: ignored");
-    assert!(matches!(problem, Some(memo::LoadProblem::Unusable(_))), "{problem:?}");
+    assert!(matches!(problem, Some(memo::MemoProblem::Unusable(_))), "{problem:?}");
 }
 
 #[test]

@@ -57,13 +57,13 @@ enum Check {
 pub struct Memo {
     known: HashSet<[u8; 32]>,
     used: Mutex<Vec<[u8; 32]>>,
-    /// Where it was read from, and whether there was a file (to know whether a save changes it).
+    /// Whether it was read from a file (to know whether a save would change anything).
     loaded_from_file: bool,
 }
 
 /// What went wrong with the memo, for the admin (the run goes on without it).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LoadProblem {
+pub enum MemoProblem {
     /// The file could not be used (not trusted, unreadable, too large): a warning, since a file
     /// root does not control in root's state directory needs a look.
     Unusable(String),
@@ -73,26 +73,27 @@ pub enum LoadProblem {
     NotSaved(String),
 }
 
-impl LoadProblem {
+impl MemoProblem {
     /// Whether the admin should look (a warning), rather than just be told (information).
     pub fn is_warning(&self) -> bool {
-        matches!(self, LoadProblem::Unusable(_))
+        matches!(self, MemoProblem::Unusable(_))
     }
 }
 
-impl std::fmt::Display for LoadProblem {
+impl std::fmt::Display for MemoProblem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            LoadProblem::Unusable(reason) => write!(
+            MemoProblem::Unusable(reason) => write!(
                 f,
                 "The verification memo was not used ({reason}); every signature was checked again, and the \
                  next run replaces the file."
             ),
-            LoadProblem::Damaged => f.write_str(
+            MemoProblem::Damaged => f.write_str(
                 "The verification memo was damaged or of another format and was ignored; every signature \
-                 was checked again, and the memo is rebuilt.",
+                 was checked again, and the next real run rebuilds it (cache/verified in the state \
+                 directory).",
             ),
-            LoadProblem::NotSaved(reason) => {
+            MemoProblem::NotSaved(reason) => {
                 write!(
                     f,
                     "The verification memo could not be saved ({reason}); the next run checks every signature again."
@@ -115,17 +116,17 @@ impl Memo {
 
     /// Reads the memo at `path`; an absent file is an empty memo, an unusable one an empty memo
     /// and the reason.
-    pub fn load(path: &Path) -> (Memo, Option<LoadProblem>) {
+    pub fn load(path: &Path) -> (Memo, Option<MemoProblem>) {
         if std::fs::symlink_metadata(path).is_err() {
             return (Memo::empty(), None);
         }
         let bytes = match crate::fs::read_trusted(path, crate::fs::limits::VERIFICATION_MEMO) {
             Ok(bytes) => bytes,
-            Err(e) => return (Memo::empty(), Some(LoadProblem::Unusable(e.to_string()))),
+            Err(e) => return (Memo::empty(), Some(MemoProblem::Unusable(e.to_string()))),
         };
         match parse(&bytes) {
             Some(known) => (Memo { known, used: Mutex::new(Vec::new()), loaded_from_file: true }, None),
-            None => (Memo::empty(), Some(LoadProblem::Damaged)),
+            None => (Memo::empty(), Some(MemoProblem::Damaged)),
         }
     }
 
@@ -325,7 +326,7 @@ mod tests {
         for (what, bytes) in cases {
             std::fs::write(&path, &bytes).unwrap();
             let (memo, problem) = Memo::load(&path);
-            assert_eq!(problem, Some(LoadProblem::Damaged), "{what}");
+            assert_eq!(problem, Some(MemoProblem::Damaged), "{what}");
             assert!(!memo.signature(&A, &B, || false), "{what}: nothing known");
         }
     }
@@ -336,7 +337,7 @@ mod tests {
         let path = saved(tmp.path());
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
         let (memo, problem) = Memo::load(&path);
-        assert!(matches!(problem, Some(LoadProblem::Unusable(_))), "{problem:?}");
+        assert!(matches!(problem, Some(MemoProblem::Unusable(_))), "{problem:?}");
         assert!(!memo.signature(&A, &B, || false));
     }
 

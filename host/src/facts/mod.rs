@@ -106,7 +106,7 @@ pub struct Gathered {
     /// Warnings for the admin that are not facts about one service.
     pub notices: Vec<String>,
     /// What went wrong with the verification memo, if anything (the facts are the same).
-    pub memo_problems: Vec<memo::LoadProblem>,
+    pub memo_problems: Vec<memo::MemoProblem>,
     /// SHA-256 fingerprints (hex) of service certificates known to name no OCSP responder, CRL
     /// distribution point or authority key identifier: the network step
     /// ([`network::enrich_with`]) has nothing to ask about them and need not read them again.
@@ -139,7 +139,7 @@ pub fn gather_with(config: &Config, options: &FactsOptions) -> Gathered {
     if options.memo == MemoUse::ReadWrite
         && let Err(e) = verifier.memo().save(&memo_path)
     {
-        memo_problems.push(memo::LoadProblem::NotSaved(e.to_string()));
+        memo_problems.push(memo::MemoProblem::NotSaved(e.to_string()));
     }
     gathered.memo_problems = memo_problems;
     gathered
