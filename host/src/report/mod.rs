@@ -3,6 +3,7 @@
 //! The JSON report's schema is documented in `docs/json-report.md`; [`REPORT_VERSION`] changes
 //! whenever a field is removed or changes meaning (adding a field does not).
 
+pub mod json;
 pub mod metrics;
 pub mod model;
 pub mod progress;
