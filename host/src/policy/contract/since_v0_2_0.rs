@@ -5,6 +5,9 @@
 //! contract is released, this file stays as it is apart from the conversions, which then map the
 //! newer model onto this version (as `since_v0_1_0` does for 0.1.0).
 
+use std::collections::HashMap;
+
+use bumpalo::Bump;
 use wasmtime::Store;
 use wasmtime::component::{HasSelf, InstancePre, Linker};
 
@@ -15,6 +18,7 @@ use crate::plan::model as p;
 wasmtime::component::bindgen!({
     path: "../wit/since_v0.2.0",
     world: "policy",
+    ownership: Borrowing { duplicate_if_necessary: true },
 });
 
 use checkallsslcerts::policy::types as w;
@@ -63,10 +67,11 @@ pub fn evaluate(
     let policy = PolicyPre::new(pre.clone())
         .and_then(|pre| pre.instantiate(&mut *store))
         .map_err(super::Failure::Instantiate)?;
-    let facts = w::HostFacts::from(facts);
+    let arena = Bump::new();
+    let facts = Lower { arena: &arena, chains: HashMap::new() }.host(facts);
     let answer = policy
         .checkallsslcerts_policy_rules()
-        .call_evaluate(&mut *store, &facts)
+        .call_evaluate(&mut *store, facts)
         .map_err(super::Failure::Call)?;
     Ok(answer.map(p::Plan::from))
 }
@@ -84,16 +89,6 @@ impl From<f::DnsStatus> for w::DnsStatus {
     }
 }
 
-impl From<&f::CaaStatus> for w::CaaStatus {
-    fn from(v: &f::CaaStatus) -> Self {
-        match v {
-            f::CaaStatus::Allows => w::CaaStatus::Allows,
-            f::CaaStatus::Forbids(s) => w::CaaStatus::Forbids(s.clone()),
-            f::CaaStatus::NotChecked => w::CaaStatus::NotChecked,
-        }
-    }
-}
-
 impl From<f::KeyKind> for w::KeyKind {
     fn from(v: f::KeyKind) -> Self {
         match v {
@@ -107,176 +102,160 @@ impl From<f::KeyKind> for w::KeyKind {
     }
 }
 
-impl From<&f::ChainStatus> for w::ChainStatus {
-    fn from(v: &f::ChainStatus) -> Self {
-        match v {
-            f::ChainStatus::Trusted => w::ChainStatus::Trusted,
-            f::ChainStatus::Untrusted(s) => w::ChainStatus::Untrusted(s.clone()),
-            f::ChainStatus::Incomplete(s) => w::ChainStatus::Incomplete(s.clone()),
-            f::ChainStatus::NotChecked => w::ChainStatus::NotChecked,
-        }
-    }
+/// The facts as the contract's parameter types, borrowed (`bindgen!`'s `Borrowing` ownership): the
+/// strings are the model's own and the lists live in `arena`, so lowering 10,000 services copies
+/// no string twice; a chain shared by many certificates (`Arc`) is converted once.
+struct Lower<'a> {
+    arena: &'a Bump,
+    chains: HashMap<*const f::ChainElement, &'a [w::ChainElement<'a>]>,
 }
 
-impl From<&f::PublicKey> for w::PublicKey {
-    fn from(k: &f::PublicKey) -> Self {
-        w::PublicKey { kind: k.kind.into(), bits: k.bits, curve: k.curve.clone() }
+impl<'a> Lower<'a> {
+    fn strs(&self, v: &'a [String]) -> &'a [&'a str] {
+        self.arena.alloc_slice_fill_iter(v.iter().map(String::as_str))
     }
-}
 
-impl From<&f::PathStatus> for w::PathStatus {
-    fn from(v: &f::PathStatus) -> Self {
-        match v {
-            f::PathStatus::Valid => w::PathStatus::Valid,
-            f::PathStatus::Incomplete(s) => w::PathStatus::Incomplete(s.clone()),
-            f::PathStatus::Untrusted(s) => w::PathStatus::Untrusted(s.clone()),
-            f::PathStatus::Invalid(s) => w::PathStatus::Invalid(s.clone()),
-            f::PathStatus::NotChecked => w::PathStatus::NotChecked,
-        }
-    }
-}
-
-impl From<&f::ChainElement> for w::ChainElement {
-    fn from(e: &f::ChainElement) -> Self {
-        w::ChainElement {
-            subject: e.subject.clone(),
-            issuer: e.issuer.clone(),
-            serial: e.serial.clone(),
-            sha256_fingerprint: e.sha256_fingerprint.clone(),
-            not_before: e.not_before,
-            not_after: e.not_after,
-            public_key: (&e.public_key).into(),
-            signature_algorithm: e.signature_algorithm.clone(),
-            is_ca: e.is_ca,
-            self_signed: e.self_signed,
-            source: match e.source {
-                f::ChainSource::File => w::ChainSource::File,
-                f::ChainSource::TrustStore => w::ChainSource::TrustStore,
-            },
-        }
-    }
-}
-
-impl From<&f::Revocation> for w::Revocation {
-    fn from(v: &f::Revocation) -> Self {
-        match v {
-            f::Revocation::Good => w::Revocation::Good,
-            f::Revocation::Revoked(d) => w::Revocation::Revoked(w::RevokedDetails {
-                revoked_at: d.revoked_at,
-                reason: d.reason.clone(),
+    fn host(&mut self, h: &'a f::HostFacts) -> w::HostFacts<'a> {
+        let groups = self.arena.alloc_slice_fill_iter(h.groups.iter().map(|g| w::GroupFacts {
+            name: &g.name,
+            names: self.strs(&g.names),
+            orderable: g.orderable,
+            pending_order: g.pending_order.as_ref().map(|o| w::PendingOrder {
+                url: &o.url,
+                created: o.created,
+                names: self.strs(&o.names),
+                status: &o.status,
             }),
-            f::Revocation::Unknown(s) => w::Revocation::Unknown(s.clone()),
-            f::Revocation::NotChecked => w::Revocation::NotChecked,
+            next_order_not_before: g.next_order_not_before,
+        }));
+        let services: Vec<w::ServiceFacts<'a>> = h.services.iter().map(|s| self.service(s)).collect();
+        w::HostFacts {
+            now: h.now,
+            hostname: &h.hostname,
+            hostname_is_fqdn: h.hostname_is_fqdn,
+            hostname_dns: h.hostname_dns.into(),
+            caa: caa(&h.caa),
+            disable_auto_hostname_certificate: h.disable_auto_hostname_certificate,
+            disable_service_certificate_management: h.disable_service_certificate_management,
+            acme: h.acme.as_ref().map(|a| w::AcmeFacts { directory_url: &a.directory_url }),
+            groups,
+            params: self.arena.alloc_slice_fill_iter(h.params.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
+            services: self.arena.alloc_slice_fill_iter(services),
         }
     }
-}
 
-impl From<&f::Certificate> for w::Certificate {
-    fn from(c: &f::Certificate) -> Self {
-        w::Certificate {
-            subject_cn: c.subject_cn.clone(),
-            dns_names: c.dns_names.clone(),
-            ip_addresses: c.ip_addresses.clone(),
-            issuer_cn: c.issuer_cn.clone(),
-            issuer_org: c.issuer_org.clone(),
-            serial: c.serial.clone(),
-            sha256_fingerprint: c.sha256_fingerprint.clone(),
-            not_before: c.not_before,
-            not_after: c.not_after,
-            public_key: (&c.public_key).into(),
-            signature_algorithm: c.signature_algorithm.clone(),
-            self_signed: c.self_signed,
-            chain_status: (&c.chain_status).into(),
-            path: (&c.path).into(),
-            chain: c.chain.iter().map(Into::into).collect(),
-            revocation: (&c.revocation).into(),
-            renewal_window: c.renewal_window.as_ref().map(|r| w::RenewalWindow {
-                start: r.start,
-                end: r.end,
-                explanation_url: r.explanation_url.clone(),
-            }),
-        }
-    }
-}
-
-impl From<&f::CertificateState> for w::CertificateState {
-    fn from(v: &f::CertificateState) -> Self {
-        match v {
-            f::CertificateState::Ok(c) => w::CertificateState::Ok(c.as_ref().into()),
-            f::CertificateState::Missing(s) => w::CertificateState::Missing(s.clone()),
-            f::CertificateState::Unreadable(s) => w::CertificateState::Unreadable(s.clone()),
-            f::CertificateState::Malformed(s) => w::CertificateState::Malformed(s.clone()),
-        }
-    }
-}
-
-impl From<&f::KeyStatus> for w::KeyStatus {
-    fn from(v: &f::KeyStatus) -> Self {
-        match v {
-            f::KeyStatus::Matches => w::KeyStatus::Matches,
-            f::KeyStatus::Mismatch => w::KeyStatus::Mismatch,
-            f::KeyStatus::Missing(s) => w::KeyStatus::Missing(s.clone()),
-            f::KeyStatus::Unreadable(s) => w::KeyStatus::Unreadable(s.clone()),
-            f::KeyStatus::Malformed(s) => w::KeyStatus::Malformed(s.clone()),
-            f::KeyStatus::NotChecked => w::KeyStatus::NotChecked,
-        }
-    }
-}
-
-impl From<&f::ServiceFacts> for w::ServiceFacts {
-    fn from(s: &f::ServiceFacts) -> Self {
+    fn service(&mut self, s: &'a f::ServiceFacts) -> w::ServiceFacts<'a> {
         w::ServiceFacts {
-            name: s.name.clone(),
-            certificate: (&s.certificate).into(),
-            key: (&s.key).into(),
+            name: &s.name,
+            certificate: match &s.certificate {
+                f::CertificateState::Ok(c) => w::CertificateState::Ok(self.certificate(c)),
+                f::CertificateState::Missing(s) => w::CertificateState::Missing(s),
+                f::CertificateState::Unreadable(s) => w::CertificateState::Unreadable(s),
+                f::CertificateState::Malformed(s) => w::CertificateState::Malformed(s),
+            },
+            key: match &s.key {
+                f::KeyStatus::Matches => w::KeyStatus::Matches,
+                f::KeyStatus::Mismatch => w::KeyStatus::Mismatch,
+                f::KeyStatus::Missing(s) => w::KeyStatus::Missing(s),
+                f::KeyStatus::Unreadable(s) => w::KeyStatus::Unreadable(s),
+                f::KeyStatus::Malformed(s) => w::KeyStatus::Malformed(s),
+                f::KeyStatus::NotChecked => w::KeyStatus::NotChecked,
+            },
             covers_hostname: s.covers_hostname,
-            served: s
-                .served
-                .iter()
-                .map(|e| w::ServedEndpoint {
-                    endpoint: e.endpoint.clone(),
-                    sha256_fingerprint: e.sha256_fingerprint.clone(),
-                    matches_installed: e.matches_installed,
-                    chain_status: (&e.chain_status).into(),
-                    error: e.error.clone(),
-                })
-                .collect(),
-            group: s.group.clone(),
+            served: self.arena.alloc_slice_fill_iter(s.served.iter().map(|e| w::ServedEndpoint {
+                endpoint: &e.endpoint,
+                sha256_fingerprint: e.sha256_fingerprint.as_deref(),
+                matches_installed: e.matches_installed,
+                chain_status: chain_status(&e.chain_status),
+                error: e.error.as_deref(),
+            })),
+            group: s.group.as_deref(),
             check_only: s.check_only,
         }
     }
+
+    fn certificate(&mut self, c: &'a f::Certificate) -> w::Certificate<'a> {
+        let arena = self.arena;
+        let chain = *self
+            .chains
+            .entry(c.chain.as_ptr())
+            .or_insert_with(|| arena.alloc_slice_fill_iter(c.chain.iter().map(chain_element)));
+        w::Certificate {
+            subject_cn: c.subject_cn.as_deref(),
+            dns_names: self.strs(&c.dns_names),
+            ip_addresses: self.strs(&c.ip_addresses),
+            issuer_cn: c.issuer_cn.as_deref(),
+            issuer_org: c.issuer_org.as_deref(),
+            serial: &c.serial,
+            sha256_fingerprint: &c.sha256_fingerprint,
+            not_before: c.not_before,
+            not_after: c.not_after,
+            public_key: public_key(&c.public_key),
+            signature_algorithm: &c.signature_algorithm,
+            self_signed: c.self_signed,
+            chain_status: chain_status(&c.chain_status),
+            path: match &c.path {
+                f::PathStatus::Valid => w::PathStatus::Valid,
+                f::PathStatus::Incomplete(s) => w::PathStatus::Incomplete(s),
+                f::PathStatus::Untrusted(s) => w::PathStatus::Untrusted(s),
+                f::PathStatus::Invalid(s) => w::PathStatus::Invalid(s),
+                f::PathStatus::NotChecked => w::PathStatus::NotChecked,
+            },
+            chain,
+            revocation: match &c.revocation {
+                f::Revocation::Good => w::Revocation::Good,
+                f::Revocation::Revoked(d) => {
+                    w::Revocation::Revoked(w::RevokedDetails { revoked_at: d.revoked_at, reason: &d.reason })
+                }
+                f::Revocation::Unknown(s) => w::Revocation::Unknown(s),
+                f::Revocation::NotChecked => w::Revocation::NotChecked,
+            },
+            renewal_window: c.renewal_window.as_ref().map(|r| w::RenewalWindow {
+                start: r.start,
+                end: r.end,
+                explanation_url: r.explanation_url.as_deref(),
+            }),
+        }
+    }
 }
 
-impl From<&f::HostFacts> for w::HostFacts {
-    fn from(h: &f::HostFacts) -> Self {
-        w::HostFacts {
-            now: h.now,
-            hostname: h.hostname.clone(),
-            hostname_is_fqdn: h.hostname_is_fqdn,
-            hostname_dns: h.hostname_dns.into(),
-            caa: (&h.caa).into(),
-            disable_auto_hostname_certificate: h.disable_auto_hostname_certificate,
-            disable_service_certificate_management: h.disable_service_certificate_management,
-            acme: h.acme.as_ref().map(|a| w::AcmeFacts { directory_url: a.directory_url.clone() }),
-            groups: h
-                .groups
-                .iter()
-                .map(|g| w::GroupFacts {
-                    name: g.name.clone(),
-                    names: g.names.clone(),
-                    orderable: g.orderable,
-                    pending_order: g.pending_order.as_ref().map(|o| w::PendingOrder {
-                        url: o.url.clone(),
-                        created: o.created,
-                        names: o.names.clone(),
-                        status: o.status.clone(),
-                    }),
-                    next_order_not_before: g.next_order_not_before,
-                })
-                .collect(),
-            params: h.params.clone(),
-            services: h.services.iter().map(Into::into).collect(),
-        }
+fn caa(v: &f::CaaStatus) -> w::CaaStatus<'_> {
+    match v {
+        f::CaaStatus::Allows => w::CaaStatus::Allows,
+        f::CaaStatus::Forbids(s) => w::CaaStatus::Forbids(s),
+        f::CaaStatus::NotChecked => w::CaaStatus::NotChecked,
+    }
+}
+
+fn chain_status(v: &f::ChainStatus) -> w::ChainStatus<'_> {
+    match v {
+        f::ChainStatus::Trusted => w::ChainStatus::Trusted,
+        f::ChainStatus::Untrusted(s) => w::ChainStatus::Untrusted(s),
+        f::ChainStatus::Incomplete(s) => w::ChainStatus::Incomplete(s),
+        f::ChainStatus::NotChecked => w::ChainStatus::NotChecked,
+    }
+}
+
+fn public_key(k: &f::PublicKey) -> w::PublicKey<'_> {
+    w::PublicKey { kind: k.kind.into(), bits: k.bits, curve: k.curve.as_deref() }
+}
+
+fn chain_element(e: &f::ChainElement) -> w::ChainElement<'_> {
+    w::ChainElement {
+        subject: &e.subject,
+        issuer: &e.issuer,
+        serial: &e.serial,
+        sha256_fingerprint: &e.sha256_fingerprint,
+        not_before: e.not_before,
+        not_after: e.not_after,
+        public_key: public_key(&e.public_key),
+        signature_algorithm: &e.signature_algorithm,
+        is_ca: e.is_ca,
+        self_signed: e.self_signed,
+        source: match e.source {
+            f::ChainSource::File => w::ChainSource::File,
+            f::ChainSource::TrustStore => w::ChainSource::TrustStore,
+        },
     }
 }
 
