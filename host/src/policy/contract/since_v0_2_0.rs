@@ -128,7 +128,8 @@ impl<'a> Lower<'a> {
             }),
             next_order_not_before: g.next_order_not_before,
         }));
-        let services: Vec<w::ServiceFacts<'a>> = h.services.iter().map(|s| self.service(s)).collect();
+        let arena = self.arena;
+        let services = arena.alloc_slice_fill_with(h.services.len(), |i| self.service(&h.services[i]));
         w::HostFacts {
             now: h.now,
             hostname: &h.hostname,
@@ -140,7 +141,7 @@ impl<'a> Lower<'a> {
             acme: h.acme.as_ref().map(|a| w::AcmeFacts { directory_url: &a.directory_url }),
             groups,
             params: self.arena.alloc_slice_fill_iter(h.params.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
-            services: self.arena.alloc_slice_fill_iter(services),
+            services,
         }
     }
 
