@@ -43,12 +43,7 @@ pub fn write_pretty(report: &mut RunReport, out: &mut impl Write) -> io::Result<
         for service in rendered {
             out.write_all(if first { SERVICE_INDENT } else { b",\n    " })?;
             first = false;
-            for (i, line) in service.split(|&b| b == b'\n').enumerate() {
-                if i > 0 {
-                    out.write_all(SERVICE_INDENT)?;
-                }
-                out.write_all(line)?;
-            }
+            out.write_all(&service)?;
         }
     }
     if !first {
@@ -57,11 +52,20 @@ pub fn write_pretty(report: &mut RunReport, out: &mut impl Write) -> io::Result<
     out.write_all(after)
 }
 
-/// One service as pretty JSON at depth 0.
+/// One service as pretty JSON, its lines after the first indented to the service's depth in the
+/// report (done here, on the batch's threads, so that writing is one copy per service).
 fn render(service: &ServiceReport) -> io::Result<Vec<u8>> {
     let mut text = Vec::with_capacity(2048);
     serde_json::to_writer_pretty(&mut text, service)?;
-    Ok(text)
+    let lines = text.iter().filter(|&&b| b == b'\n').count();
+    let mut indented = Vec::with_capacity(text.len() + lines * (SERVICE_INDENT.len() - 1));
+    for (i, line) in text.split(|&b| b == b'\n').enumerate() {
+        if i > 0 {
+            indented.extend_from_slice(SERVICE_INDENT);
+        }
+        indented.extend_from_slice(line);
+    }
+    Ok(indented)
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
