@@ -941,28 +941,28 @@ static void describe_reasons(buf *out, const service_t *service, const reasons_t
       case R_UNTRUSTED_CHAIN: {
         const checkallsslcerts_policy_types_path_status_t *path = &cert->path;
         const checkallsslcerts_policy_types_chain_status_t *chain = &cert->chain_status;
+        /* The first of: an incomplete path or chain, then an untrusted or invalid path, then an
+           untrusted chain; with its reason in brackets. */
+        const char *what = "is not trusted";
+        const wstr *why = NULL;
         if (path->tag == CHECKALLSSLCERTS_POLICY_TYPES_PATH_STATUS_INCOMPLETE) {
-          buf_str(p, "has an incomplete chain (");
-          buf_wstr(p, &path->val.incomplete);
-          buf_str(p, ")");
+          what = "has an incomplete chain";
+          why = &path->val.incomplete;
         } else if (chain->tag == CHECKALLSSLCERTS_POLICY_TYPES_CHAIN_STATUS_INCOMPLETE) {
-          buf_str(p, "has an incomplete chain (");
-          buf_wstr(p, &chain->val.incomplete);
-          buf_str(p, ")");
+          what = "has an incomplete chain";
+          why = &chain->val.incomplete;
         } else if (path->tag == CHECKALLSSLCERTS_POLICY_TYPES_PATH_STATUS_UNTRUSTED) {
-          buf_str(p, "is not trusted (");
-          buf_wstr(p, &path->val.untrusted);
-          buf_str(p, ")");
+          why = &path->val.untrusted;
         } else if (path->tag == CHECKALLSSLCERTS_POLICY_TYPES_PATH_STATUS_INVALID) {
-          buf_str(p, "is not trusted (");
-          buf_wstr(p, &path->val.invalid);
-          buf_str(p, ")");
+          why = &path->val.invalid;
         } else if (chain->tag == CHECKALLSSLCERTS_POLICY_TYPES_CHAIN_STATUS_UNTRUSTED) {
-          buf_str(p, "is not trusted (");
-          buf_wstr(p, &chain->val.untrusted);
+          why = &chain->val.untrusted;
+        }
+        buf_str(p, what);
+        if (why) {
+          buf_str(p, " (");
+          buf_wstr(p, why);
           buf_str(p, ")");
-        } else {
-          buf_str(p, "is not trusted");
         }
         break;
       }
