@@ -32,7 +32,7 @@ pub fn write_pretty(report: &mut RunReport, out: &mut impl Write) -> io::Result<
     let shell = serde_json::to_vec_pretty(&*report);
     report.services = services;
     let shell = shell?;
-    let at = find(&shell, EMPTY_SERVICES).ok_or_else(|| {
+    let at = shell.windows(EMPTY_SERVICES.len()).position(|w| w == EMPTY_SERVICES).ok_or_else(|| {
         io::Error::other("the report's services key was not where serde_json writes it (a bug)")
     })?;
     let (before, after) = shell.split_at(at + EMPTY_SERVICES.len() - 1);
@@ -41,8 +41,11 @@ pub fn write_pretty(report: &mut RunReport, out: &mut impl Write) -> io::Result<
     for batch in report.services.chunks(BATCH) {
         let rendered: Vec<Vec<u8>> = batch.par_iter().map(render).collect::<Result<_, _>>()?;
         for service in rendered {
-            out.write_all(if first { SERVICE_INDENT } else { b",\n    " })?;
+            if !first {
+                out.write_all(b",")?;
+            }
             first = false;
+            out.write_all(SERVICE_INDENT)?;
             out.write_all(&service)?;
         }
     }
@@ -66,10 +69,6 @@ fn render(service: &ServiceReport) -> io::Result<Vec<u8>> {
         indented.extend_from_slice(line);
     }
     Ok(indented)
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 #[cfg(test)]
